@@ -1,0 +1,55 @@
+"""trio_mws: a message-oriented WebSocket client for trio, shaped like Windows'
+``MessageWebSocket``."""
+
+from .certificates import ServerCustomValidationRequest
+from .control import ClientCertificate, MessageWebSocketControl, PasswordCredential, __version__
+from .entry_points import open_message_websocket, run_message_websocket
+from .enums import (
+    ChainValidationResult,
+    MessageWebSocketReceiveMode,
+    SocketMessageType,
+    SocketSslErrorSeverity,
+    WebErrorStatus,
+    WebSocketState,
+)
+from .errors import (
+    CertificateError,
+    CertificateRejected,
+    ConnectError,
+    ConnectionClosed,
+    HandshakeError,
+    MessageTooBig,
+    WebSocketError,
+)
+from .events import Closed, MessageReceived
+from .information import BandwidthStatistics, HandshakeResponse, MessageWebSocketInformation
+from .message_websocket import MessageWebSocket
+
+__all__ = [
+    "BandwidthStatistics",
+    "CertificateError",
+    "CertificateRejected",
+    "ChainValidationResult",
+    "ClientCertificate",
+    "Closed",
+    "ConnectError",
+    "ConnectionClosed",
+    "HandshakeError",
+    "HandshakeResponse",
+    "MessageReceived",
+    "MessageTooBig",
+    "MessageWebSocket",
+    "MessageWebSocketControl",
+    "MessageWebSocketInformation",
+    "MessageWebSocketReceiveMode",
+    "PasswordCredential",
+    "ServerCustomValidationRequest",
+    "SocketMessageType",
+    "SocketSslErrorSeverity",
+    "WebErrorStatus",
+    "WebSocketError",
+    "WebSocketState",
+    "__version__",
+    "open_message_websocket",
+    "run_message_websocket",
+]

@@ -1,0 +1,158 @@
+"""Server certificate classification and custom validation (the TLS stage's policy)."""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+import ipaddress
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from .enums import ChainValidationResult, SocketSslErrorSeverity, WebErrorStatus
+
+__all__ = [
+    "ServerCustomValidationRequest",
+    "chain_result_for_verify_code",
+    "status_for_chain_results",
+    "status_for_verify_code",
+]
+
+# OpenSSL X509_V_ERR_* codes, as carried by ssl.SSLCertVerificationError.verify_code.
+_VERIFY_CODE_RESULTS = {
+    2: ChainValidationResult.INCOMPLETE_CHAIN,  # unable to get issuer certificate
+    3: ChainValidationResult.REVOCATION_INFORMATION_MISSING,  # unable to get CRL
+    7: ChainValidationResult.INVALID_SIGNATURE,
+    9: ChainValidationResult.EXPIRED,  # not yet valid
+    10: ChainValidationResult.EXPIRED,
+    18: ChainValidationResult.UNTRUSTED,  # self-signed leaf
+    19: ChainValidationResult.UNTRUSTED,  # self-signed certificate in chain
+    20: ChainValidationResult.UNTRUSTED,  # unable to get local issuer certificate
+    21: ChainValidationResult.INCOMPLETE_CHAIN,  # unable to verify the first certificate
+    23: ChainValidationResult.REVOKED,
+    24: ChainValidationResult.BASIC_CONSTRAINTS_ERROR,  # invalid CA
+    25: ChainValidationResult.BASIC_CONSTRAINTS_ERROR,  # path length exceeded
+    26: ChainValidationResult.WRONG_USAGE,
+    27: ChainValidationResult.UNTRUSTED,  # certificate not trusted
+    34: ChainValidationResult.UNKNOWN_CRITICAL_EXTENSION,
+    62: ChainValidationResult.INVALID_NAME,  # host name mismatch
+    64: ChainValidationResult.INVALID_NAME,  # IP address mismatch
+}
+
+_RESULT_STATUS = {
+    ChainValidationResult.INVALID_NAME: WebErrorStatus.CERTIFICATE_COMMON_NAME_IS_INCORRECT,
+    ChainValidationResult.EXPIRED: WebErrorStatus.CERTIFICATE_EXPIRED,
+    ChainValidationResult.REVOKED: WebErrorStatus.CERTIFICATE_REVOKED,
+    ChainValidationResult.UNTRUSTED: WebErrorStatus.CERTIFICATE_IS_INVALID,
+    ChainValidationResult.INCOMPLETE_CHAIN: WebErrorStatus.CERTIFICATE_IS_INVALID,
+}
+
+
+def chain_result_for_verify_code(code: int) -> ChainValidationResult:
+    """The :class:`ChainValidationResult` for an OpenSSL verification error code."""
+    return _VERIFY_CODE_RESULTS.get(code, ChainValidationResult.OTHER_ERRORS)
+
+
+def status_for_chain_results(results: Sequence[ChainValidationResult]) -> WebErrorStatus:
+    """The status of a connect that failed with these validation results (first one wins)."""
+    for result in results:
+        if result is not ChainValidationResult.SUCCESS:
+            return _RESULT_STATUS.get(result, WebErrorStatus.CERTIFICATE_CONTAINS_ERRORS)
+    return WebErrorStatus.CERTIFICATE_CONTAINS_ERRORS
+
+
+def status_for_verify_code(code: int) -> WebErrorStatus:
+    """The status for an ``ssl.SSLCertVerificationError`` with this ``verify_code``."""
+    return status_for_chain_results([chain_result_for_verify_code(code)])
+
+
+def find_own_errors(certificate: x509.Certificate, host: str) -> list[ChainValidationResult]:
+    """Checks we can make ourselves on a certificate received without verification.
+
+    Used when a verification error was tolerated, to find the errors it may have hidden:
+    validity period and host name.
+    """
+    errors: list[ChainValidationResult] = []
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+        errors.append(ChainValidationResult.EXPIRED)
+    if not matches_host(certificate, host):
+        errors.append(ChainValidationResult.INVALID_NAME)
+    return errors
+
+
+def matches_host(certificate: x509.Certificate, host: str) -> bool:
+    """RFC 6125 matching of ``host`` against the certificate's names (one-label wildcards)."""
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    try:
+        san = certificate.extensions.get_extension_for_oid(
+            ExtensionOID.SUBJECT_ALTERNATIVE_NAME
+        ).value
+    except x509.ExtensionNotFound:
+        san = None
+    if address is not None:
+        return san is not None and address in san.get_values_for_type(x509.IPAddress)
+    names: list[str] = list(san.get_values_for_type(x509.DNSName)) if san is not None else []
+    if not names:
+        names = [
+            str(attr.value) for attr in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        ]
+    wanted = host.lower().rstrip(".").split(".")
+    for name in names:
+        labels = name.lower().rstrip(".").split(".")
+        if len(labels) != len(wanted):
+            continue
+        first_ok = labels[0] == wanted[0] or (labels[0] == "*" and len(labels) > 2)
+        if first_ok and labels[1:] == wanted[1:]:
+            return True
+    return False
+
+
+def severity_for(
+    errors: Sequence[ChainValidationResult], ignorable: Sequence[ChainValidationResult]
+) -> SocketSslErrorSeverity:
+    """NONE without errors, IGNORABLE when all are ignorable, FATAL otherwise."""
+    if not errors:
+        return SocketSslErrorSeverity.NONE
+    if all(error in ignorable for error in errors):
+        return SocketSslErrorSeverity.IGNORABLE
+    return SocketSslErrorSeverity.FATAL
+
+
+@dataclass(slots=True)
+class ServerCustomValidationRequest:
+    """What ``ws.server_custom_validation_requested`` receives: call :meth:`reject` to refuse."""
+
+    server_certificate: x509.Certificate
+    server_intermediate_certificates: tuple[x509.Certificate, ...] = ()
+    server_certificate_errors: tuple[ChainValidationResult, ...] = ()
+    server_certificate_error_severity: SocketSslErrorSeverity = SocketSslErrorSeverity.NONE
+    _rejected: bool = field(default=False, repr=False)
+
+    def reject(self) -> None:
+        """Refuse the server: ``connect`` raises :class:`CertificateRejected`."""
+        self._rejected = True
+
+    @property
+    def rejected(self) -> bool:
+        """Whether :meth:`reject` was called."""
+        return self._rejected
+
+
+#: A custom validation callback: sync or async, receiving the request.
+CustomValidator = Callable[[ServerCustomValidationRequest], "Awaitable[None] | None"]
+
+
+async def run_custom_validation(
+    validator: CustomValidator, request: ServerCustomValidationRequest
+) -> bool:
+    """Run the user's validator; True when it accepted (returned without ``reject()``)."""
+    result = validator(request)
+    if inspect.isawaitable(result):
+        await result
+    return not request.rejected

@@ -1,0 +1,267 @@
+"""The settings of a socket (``MessageWebSocketControl``) and their value types."""
+
+from __future__ import annotations
+
+import math
+import os
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+from .enums import ChainValidationResult, MessageWebSocketReceiveMode, SocketMessageType
+
+__all__ = ["ClientCertificate", "MessageWebSocketControl", "PasswordCredential"]
+
+#: Version of the package, used in the default User-Agent.
+__version__ = "0.1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordCredential:
+    """A user name and password for HTTP Basic authentication."""
+
+    user_name: str
+    password: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.user_name, str) or not isinstance(self.password, str):
+            raise TypeError("user_name and password must be str")
+        if ":" in self.user_name:
+            raise ValueError("a Basic user name cannot contain ':'")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCertificate:
+    """A certificate (and key) presented to the server for mutual TLS."""
+
+    certfile: str | os.PathLike[str]
+    keyfile: str | os.PathLike[str] | None = None
+    password: str | bytes | None = None
+
+
+def _positive_seconds(name: str, value: object, *, allow_none: bool) -> float | None:
+    if value is None:
+        if allow_none:
+            return None
+        raise TypeError(f"{name} cannot be None")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive, finite number of seconds")
+    return float(value)
+
+
+def _positive_int(name: str, value: object, *, allow_none: bool) -> int | None:
+    if value is None:
+        if allow_none:
+            return None
+        raise TypeError(f"{name} cannot be None")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive")
+    return value
+
+
+def _validate_proxy(value: object) -> str | None:
+    if value is None or value == "auto":
+        return value
+    if not isinstance(value, str):
+        raise TypeError('proxy must be "auto", None or a proxy URL')
+    scheme = value.partition("://")[0].lower()
+    if scheme not in ("http", "socks5", "socks5h") or "://" not in value:
+        raise ValueError("proxy URL must start with http://, socks5:// or socks5h://")
+    return value
+
+
+class MessageWebSocketControl:
+    """The settings of a :class:`MessageWebSocket`, like Windows' ``MessageWebSocketControl``.
+
+    Every field can be set before ``connect``; once connecting starts the control is frozen and
+    setting a field raises ``RuntimeError``, except ``message_type`` (applies to later
+    messages) and ``outbound_buffer_size_in_bytes`` (ignored after connect, as on Windows).
+    Values are checked when set (``TypeError``/``ValueError``).
+    """
+
+    message_type: SocketMessageType
+    receive_mode: MessageWebSocketReceiveMode
+    max_message_size: int | None
+    message_queue_size: int
+    supported_protocols: list[str]
+    outbound_buffer_size_in_bytes: int | None
+    server_credential: PasswordCredential | None
+    proxy_credential: PasswordCredential | None
+    proxy: str | None
+    ignorable_server_certificate_errors: list[ChainValidationResult]
+    client_certificate: ClientCertificate | None
+    ssl_context: ssl.SSLContext | None
+    desired_unsolicited_pong_interval: float | None
+    ping_interval: float | None
+    ping_timeout: float | None
+    connect_timeout: float
+    close_timeout: float
+    compression: bool
+    max_redirects: int
+    user_agent: str | None
+    origin: str | None
+
+    def __init__(self, **fields: Any) -> None:
+        object.__setattr__(self, "_frozen", False)
+        object.__setattr__(self, "_actual_unsolicited_pong_interval", None)
+        defaults: dict[str, Any] = {
+            "message_type": SocketMessageType.BINARY,
+            "receive_mode": MessageWebSocketReceiveMode.FULL_MESSAGE,
+            "max_message_size": 16 * 1024 * 1024,
+            "message_queue_size": 16,
+            "supported_protocols": [],
+            "outbound_buffer_size_in_bytes": None,
+            "server_credential": None,
+            "proxy_credential": None,
+            "proxy": "auto",
+            "ignorable_server_certificate_errors": [],
+            "client_certificate": None,
+            "ssl_context": None,
+            "desired_unsolicited_pong_interval": None,
+            "ping_interval": 20.0,
+            "ping_timeout": 20.0,
+            "connect_timeout": 60.0,
+            "close_timeout": 10.0,
+            "compression": False,
+            "max_redirects": 10,
+            "user_agent": f"trio-mws/{__version__}",
+            "origin": None,
+        }
+        unknown = set(fields) - set(defaults)
+        if unknown:
+            raise TypeError(f"unknown control field(s): {', '.join(sorted(unknown))}")
+        defaults.update(fields)
+        for name, value in defaults.items():
+            setattr(self, name, value)
+
+    # -- validation -------------------------------------------------------------------------
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "actual_unsolicited_pong_interval":
+            raise AttributeError("actual_unsolicited_pong_interval is read-only")
+        if name not in type(self).__annotations__:
+            raise AttributeError(f"MessageWebSocketControl has no field {name!r}")
+        if self._frozen and name not in ("message_type", "outbound_buffer_size_in_bytes"):
+            raise RuntimeError(f"cannot change control.{name} once connect has started")
+        if self._frozen and name == "outbound_buffer_size_in_bytes":
+            return  # as on Windows: no effect and no error after connect
+        object.__setattr__(self, name, _check(name, value))
+
+    @property
+    def actual_unsolicited_pong_interval(self) -> float | None:
+        """The unsolicited pong interval in use after connect (``None``: none sent)."""
+        value: float | None = self._actual_unsolicited_pong_interval  # type: ignore[attr-defined]
+        return value
+
+    def _freeze(self) -> None:
+        """Freeze the control for a connect attempt, checking the lists mutated in place."""
+        for name in ("supported_protocols", "ignorable_server_certificate_errors"):
+            _check(name, getattr(self, name))  # the lists may have been mutated in place
+        object.__setattr__(self, "_frozen", True)
+        object.__setattr__(
+            self, "_actual_unsolicited_pong_interval", self.desired_unsolicited_pong_interval
+        )
+
+    def _unfreeze(self) -> None:
+        """After a failed connect, the control may be changed again (as on Windows)."""
+        object.__setattr__(self, "_frozen", False)
+        object.__setattr__(self, "_actual_unsolicited_pong_interval", None)
+
+    def copy(self) -> MessageWebSocketControl:
+        """An unfrozen copy with the same settings (lists copied)."""
+        fields = {name: getattr(self, name) for name in type(self).__annotations__}
+        fields["supported_protocols"] = list(self.supported_protocols)
+        fields["ignorable_server_certificate_errors"] = list(
+            self.ignorable_server_certificate_errors
+        )
+        return MessageWebSocketControl(**fields)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{name}={getattr(self, name)!r}"
+            for name in type(self).__annotations__
+            if name not in ("server_credential", "proxy_credential")
+        )
+        return f"MessageWebSocketControl({fields})"
+
+
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def is_token(value: str) -> bool:
+    """Whether ``value`` is an HTTP token (RFC 9110 section 5.6.2)."""
+    return bool(value) and all(char in _TOKEN_CHARS for char in value)
+
+
+def _check(name: str, value: Any) -> Any:  # noqa: C901, PLR0911, PLR0912 - one table of rules
+    if name == "message_type":
+        if not isinstance(value, SocketMessageType) and value not in (0, 1):
+            raise TypeError("message_type must be a SocketMessageType")
+        return SocketMessageType(value)
+    if name == "receive_mode":
+        if not isinstance(value, MessageWebSocketReceiveMode) and value not in (0, 1):
+            raise TypeError("receive_mode must be a MessageWebSocketReceiveMode")
+        return MessageWebSocketReceiveMode(value)
+    if name in ("max_message_size", "outbound_buffer_size_in_bytes"):
+        return _positive_int(name, value, allow_none=True)
+    if name == "message_queue_size":
+        return _positive_int(name, value, allow_none=False)
+    if name == "max_redirects":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("max_redirects must be an int")
+        if value < 0:
+            raise ValueError("max_redirects cannot be negative")
+        return value
+    if name == "supported_protocols":
+        if isinstance(value, (str, bytes)):
+            raise TypeError("supported_protocols must be a list of str, not a single string")
+        items = list(value)
+        for item in items:
+            if not isinstance(item, str):
+                raise TypeError("each subprotocol must be a str")
+            if not is_token(item):
+                raise ValueError(f"subprotocol {item!r} is not a valid HTTP token")
+        if len({item.lower() for item in items}) != len(items):
+            raise ValueError("duplicate subprotocol in supported_protocols")
+        return value if isinstance(value, list) else items
+    if name == "ignorable_server_certificate_errors":
+        if isinstance(value, (str, bytes)):
+            raise TypeError("ignorable_server_certificate_errors must be a list")
+        items = list(value)
+        for item in items:
+            ChainValidationResult(item)  # ValueError for unknown values
+        return value if isinstance(value, list) else items
+    if name in ("server_credential", "proxy_credential"):
+        if value is not None and not isinstance(value, PasswordCredential):
+            raise TypeError(f"{name} must be a PasswordCredential or None")
+        return value
+    if name == "proxy":
+        return _validate_proxy(value)
+    if name == "client_certificate":
+        if value is not None and not isinstance(value, ClientCertificate):
+            raise TypeError("client_certificate must be a ClientCertificate or None")
+        return value
+    if name == "ssl_context":
+        if value is not None and not isinstance(value, ssl.SSLContext):
+            raise TypeError("ssl_context must be an ssl.SSLContext or None")
+        return value
+    if name in ("desired_unsolicited_pong_interval", "ping_interval", "ping_timeout"):
+        return _positive_seconds(name, value, allow_none=True)
+    if name in ("connect_timeout", "close_timeout"):
+        return _positive_seconds(name, value, allow_none=False)
+    if name == "compression":
+        if not isinstance(value, bool):
+            raise TypeError("compression must be a bool")
+        return value
+    if name in ("user_agent", "origin"):
+        if value is not None:
+            if not isinstance(value, str):
+                raise TypeError(f"{name} must be a str or None")
+            if any(char in value for char in "\r\n\x00"):
+                raise ValueError(f"{name} must not contain CR, LF or NUL")
+        return value
+    raise AttributeError(name)  # pragma: no cover - guarded by __setattr__

@@ -1,0 +1,142 @@
+"""The opening pipeline: URI -> TCP -> TLS -> HTTP upgrade (redirects, auth) -> open.
+
+Each stage is a small function of its own module; this one runs them in order under
+``connect_timeout`` and handles what crosses stages: redirects and authentication.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import dataclass
+
+import trio
+
+from .certificates import CustomValidator
+from .control import MessageWebSocketControl, PasswordCredential
+from .enums import WebErrorStatus
+from .errors import ConnectError, HandshakeError
+from .handshake import UpgradeResult, upgrade
+from .status import status_for_http_code
+from .transport import TlsInfo, open_tcp, start_tls
+from .uri import WebSocketURI, resolve_redirect
+
+__all__ = ["Opened", "open_connection"]
+
+logger = logging.getLogger("trio_mws")
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """The result of the pipeline: an upgraded stream and what was negotiated."""
+
+    stream: trio.abc.Stream
+    tcp: trio.SocketStream
+    uri: WebSocketURI
+    upgrade: UpgradeResult
+    tls: TlsInfo | None
+
+
+async def _open_stream(
+    uri: WebSocketURI, control: MessageWebSocketControl, validator: CustomValidator | None
+) -> tuple[trio.abc.Stream, trio.SocketStream, TlsInfo | None]:
+    tcp = await open_tcp(uri.host, uri.port, control)
+    if not uri.secure:
+        return tcp, tcp, None
+    try:
+        tls_stream, info = await start_tls(tcp, uri.host, uri.port, control, validator)
+    except BaseException:
+        await trio.aclose_forcefully(tcp)
+        raise
+    return tls_stream, tls_stream.transport_stream, info
+
+
+def _basic(credential: PasswordCredential) -> str:
+    token = f"{credential.user_name}:{credential.password}".encode()
+    return "Basic " + base64.b64encode(token).decode("ascii")
+
+
+def _credential(uri: WebSocketURI, control: MessageWebSocketControl) -> PasswordCredential | None:
+    if control.server_credential is not None:
+        return control.server_credential
+    if uri.user_name is not None:
+        return PasswordCredential(uri.user_name, uri.password or "")
+    return None
+
+
+async def _attempts(
+    uri: WebSocketURI,
+    control: MessageWebSocketControl,
+    headers: dict[str, str],
+    validator: CustomValidator | None,
+) -> Opened:
+    redirects = 0
+    authorization_sent = any(name.lower() == "authorization" for name in headers)
+    while True:
+        stream, tcp, tls = await _open_stream(uri, control, validator)
+        try:
+            response, outcome = await upgrade(stream, uri, control, headers)
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+        if isinstance(outcome, UpgradeResult):
+            return Opened(stream, tcp, uri, outcome, tls)
+        await trio.aclose_forcefully(stream)
+        code = response.status_code
+        location = response.get("location")
+        if code in _REDIRECTS and location:
+            redirects += 1
+            if redirects > control.max_redirects:
+                raise HandshakeError(f"more than {control.max_redirects} redirects",
+                                     WebErrorStatus.REDIRECT_FAILED, status_code=code,
+                                     headers=response.headers, body=outcome)
+            try:
+                target = resolve_redirect(uri, location)
+            except ValueError as exc:
+                raise HandshakeError(f"bad redirect: {exc}", WebErrorStatus.REDIRECT_FAILED,
+                                     status_code=code, headers=response.headers,
+                                     body=outcome) from None
+            if uri.secure and not target.secure:
+                raise HandshakeError(f"refusing redirect from {uri} to {target}",
+                                     WebErrorStatus.HTTPS_TO_HTTP_ON_REDIRECTION,
+                                     status_code=code, headers=response.headers, body=outcome)
+            logger.debug("redirect %d: %s -> %s", code, uri, target)
+            if (target.host, target.port) != (uri.host, uri.port):
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                authorization_sent = False
+            uri = target
+            continue
+        credential = _credential(uri, control)
+        challenge = (response.get("www-authenticate") or "").lower()
+        if code == 401 and credential is not None and not authorization_sent and (
+            not challenge or "basic" in challenge
+        ):
+            headers = {**headers, "Authorization": _basic(credential)}
+            authorization_sent = True
+            continue
+        raise HandshakeError(
+            f"server answered the upgrade with HTTP {code} {response.reason}".rstrip(),
+            status_for_http_code(code),
+            status_code=code,
+            headers=response.headers,
+            body=outcome,
+        )
+
+
+async def open_connection(
+    uri: WebSocketURI,
+    control: MessageWebSocketControl,
+    headers: dict[str, str],
+    validator: CustomValidator | None,
+) -> Opened:
+    """Run the whole pipeline under ``control.connect_timeout``."""
+    try:
+        with trio.fail_after(control.connect_timeout):
+            return await _attempts(uri, control, dict(headers), validator)
+    except trio.TooSlowError as exc:
+        raise ConnectError(
+            f"opening {uri} timed out after {control.connect_timeout} s",
+            WebErrorStatus.TIMEOUT,
+        ) from exc

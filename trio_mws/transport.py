@@ -1,0 +1,173 @@
+"""The TCP and TLS stages of opening: a byte stream to the server, verified."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from dataclasses import dataclass
+
+import trio
+from cryptography import x509
+
+from .certificates import (
+    CustomValidator,
+    ServerCustomValidationRequest,
+    chain_result_for_verify_code,
+    find_own_errors,
+    run_custom_validation,
+    severity_for,
+    status_for_chain_results,
+)
+from .control import MessageWebSocketControl
+from .enums import ChainValidationResult, SocketSslErrorSeverity, WebErrorStatus
+from .errors import CertificateError, CertificateRejected, ConnectError
+from .status import classify, status_for_os_error
+
+__all__ = ["TlsInfo", "open_tcp", "start_tls"]
+
+logger = logging.getLogger("trio_mws")
+
+
+async def open_tcp(host: str, port: int, control: MessageWebSocketControl) -> trio.SocketStream:
+    """Resolve ``host`` and open a TCP connection (happy eyeballs), mapping failures."""
+    try:
+        stream = await trio.open_tcp_stream(host, port)
+    except OSError as exc:
+        status = status_for_os_error(exc)
+        if status is WebErrorStatus.UNKNOWN:
+            status = WebErrorStatus.CANNOT_CONNECT
+        raise ConnectError(f"cannot connect to {host}:{port}: {exc}", status) from exc
+    if control.outbound_buffer_size_in_bytes is not None:
+        try:
+            stream.setsockopt(
+                socket.SOL_SOCKET, socket.SO_SNDBUF, control.outbound_buffer_size_in_bytes
+            )
+        except OSError as exc:  # pragma: no cover - only on exotic platforms
+            logger.debug("SO_SNDBUF not set: %s", exc)
+    return stream
+
+
+@dataclass(frozen=True, slots=True)
+class TlsInfo:
+    """What the TLS stage learned about the server's certificate."""
+
+    certificate: x509.Certificate | None
+    intermediates: tuple[x509.Certificate, ...]
+    errors: tuple[ChainValidationResult, ...]
+    severity: SocketSslErrorSeverity
+
+
+def _context(control: MessageWebSocketControl, *, verify: bool) -> ssl.SSLContext:
+    if verify:
+        context = control.ssl_context or ssl.create_default_context()
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if control.client_certificate is not None:
+        if control.ssl_context is not None and verify:
+            context = _copy_verifying(control.ssl_context)
+        cert = control.client_certificate
+        try:
+            context.load_cert_chain(cert.certfile, cert.keyfile, cert.password)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot load client certificate: {exc}") from exc
+    return context
+
+
+def _copy_verifying(base: ssl.SSLContext) -> ssl.SSLContext:
+    # load_cert_chain mutates a context: never mutate the user's own.
+    context = ssl.create_default_context()
+    context.load_verify_locations(cadata=_ca_pem(base))
+    return context
+
+
+def _ca_pem(context: ssl.SSLContext) -> str:
+    ders = context.get_ca_certs(binary_form=True)
+    return "".join(ssl.DER_cert_to_PEM_cert(der) for der in ders)
+
+
+def _certificates(stream: trio.SSLStream[trio.SocketStream]) -> tuple[
+    x509.Certificate | None, tuple[x509.Certificate, ...]
+]:
+    der = stream.getpeercert(binary_form=True)
+    leaf = x509.load_der_x509_certificate(der) if der else None
+    chain_getter = getattr(stream, "get_unverified_chain", None)  # Python 3.13+
+    intermediates: tuple[x509.Certificate, ...] = ()
+    if chain_getter is not None:
+        chain = chain_getter() or []
+        intermediates = tuple(
+            x509.load_der_x509_certificate(
+                item if isinstance(item, bytes) else item.public_bytes(ssl.ENCODING_DER)
+            )
+            for item in chain[1:]
+        )
+    return leaf, intermediates
+
+
+async def _handshake(
+    tcp: trio.SocketStream, host: str, context: ssl.SSLContext
+) -> trio.SSLStream[trio.SocketStream]:
+    stream = trio.SSLStream(tcp, context, server_hostname=host)
+    await stream.do_handshake()
+    return stream
+
+
+async def start_tls(
+    tcp: trio.SocketStream,
+    host: str,
+    port: int,
+    control: MessageWebSocketControl,
+    validator: CustomValidator | None,
+) -> tuple[trio.SSLStream[trio.SocketStream], TlsInfo]:
+    """Run the TLS handshake, classify certificate errors and apply the user's policy.
+
+    Default validation comes first; an error listed in
+    ``control.ignorable_server_certificate_errors`` is tolerated by reconnecting without
+    verification and checking what we can ourselves. Then ``validator`` (if any) decides.
+    """
+    errors: list[ChainValidationResult] = []
+    try:
+        stream = await _handshake(tcp, host, _context(control, verify=True))
+    except trio.BrokenResourceError as exc:
+        await trio.aclose_forcefully(tcp)
+        cause = exc.__cause__
+        if not isinstance(cause, ssl.SSLCertVerificationError):
+            raise ConnectError(f"TLS handshake with {host} failed: {cause or exc}",
+                               classify(cause or exc)) from exc
+        errors.append(chain_result_for_verify_code(cause.verify_code))
+        if not all(error in control.ignorable_server_certificate_errors for error in errors):
+            raise CertificateError(
+                f"server certificate of {host} rejected: {cause.verify_message}",
+                status_for_chain_results(errors),
+                errors=errors,
+            ) from exc
+        # Tolerated: open a fresh connection that does not verify, then look for more errors.
+        stream = await _handshake(
+            await open_tcp(host, port, control), host, _context(control, verify=False)
+        )
+    leaf, intermediates = _certificates(stream)
+    if errors and leaf is not None:
+        errors += [error for error in find_own_errors(leaf, host) if error not in errors]
+    severity = severity_for(errors, control.ignorable_server_certificate_errors)
+    if severity is SocketSslErrorSeverity.FATAL:
+        await trio.aclose_forcefully(stream)
+        raise CertificateError(
+            f"server certificate of {host} has errors: {', '.join(e.name for e in errors)}",
+            status_for_chain_results(errors),
+            errors=errors,
+            certificate=leaf,
+        )
+    info = TlsInfo(leaf, intermediates, tuple(errors), severity)
+    if validator is not None and leaf is not None:
+        request = ServerCustomValidationRequest(leaf, intermediates, tuple(errors), severity)
+        if not await run_custom_validation(validator, request):
+            await trio.aclose_forcefully(stream)
+            raise CertificateRejected(
+                f"server certificate of {host} rejected by custom validation",
+                WebErrorStatus.CERTIFICATE_IS_INVALID,
+                errors=errors,
+                certificate=leaf,
+            )
+    return stream, info
