@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from .enums import ChainValidationResult, SocketSslErrorSeverity, WebErrorStatus
 
@@ -75,7 +75,7 @@ def find_own_errors(certificate: x509.Certificate, host: str) -> list[ChainValid
     validity period and host name.
     """
     errors: list[ChainValidationResult] = []
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
         errors.append(ChainValidationResult.EXPIRED)
     if not matches_host(certificate, host):
@@ -90,8 +90,8 @@ def matches_host(certificate: x509.Certificate, host: str) -> bool:
     except ValueError:
         address = None
     try:
-        san = certificate.extensions.get_extension_for_oid(
-            ExtensionOID.SUBJECT_ALTERNATIVE_NAME
+        san: x509.SubjectAlternativeName | None = certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
         ).value
     except x509.ExtensionNotFound:
         san = None
@@ -100,7 +100,8 @@ def matches_host(certificate: x509.Certificate, host: str) -> bool:
     names: list[str] = list(san.get_values_for_type(x509.DNSName)) if san is not None else []
     if not names:
         names = [
-            str(attr.value) for attr in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            str(attr.value)
+            for attr in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         ]
     wanted = host.lower().rstrip(".").split(".")
     for name in names:

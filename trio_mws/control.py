@@ -140,10 +140,12 @@ class MessageWebSocketControl:
 
     # -- validation -------------------------------------------------------------------------
 
+    _frozen: bool
+
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "actual_unsolicited_pong_interval":
             raise AttributeError("actual_unsolicited_pong_interval is read-only")
-        if name not in type(self).__annotations__:
+        if name not in type(self).__annotations__ or name.startswith("_"):
             raise AttributeError(f"MessageWebSocketControl has no field {name!r}")
         if self._frozen and name not in ("message_type", "outbound_buffer_size_in_bytes"):
             raise RuntimeError(f"cannot change control.{name} once connect has started")
@@ -173,7 +175,7 @@ class MessageWebSocketControl:
 
     def copy(self) -> MessageWebSocketControl:
         """An unfrozen copy with the same settings (lists copied)."""
-        fields = {name: getattr(self, name) for name in type(self).__annotations__}
+        fields = {name: getattr(self, name) for name in _field_names()}
         fields["supported_protocols"] = list(self.supported_protocols)
         fields["ignorable_server_certificate_errors"] = list(
             self.ignorable_server_certificate_errors
@@ -183,13 +185,19 @@ class MessageWebSocketControl:
     def __repr__(self) -> str:
         fields = ", ".join(
             f"{name}={getattr(self, name)!r}"
-            for name in type(self).__annotations__
+            for name in _field_names()
             if name not in ("server_credential", "proxy_credential")
         )
         return f"MessageWebSocketControl({fields})"
 
 
-_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+def _field_names() -> list[str]:
+    return [name for name in MessageWebSocketControl.__annotations__ if not name.startswith("_")]
 
 
 def is_token(value: str) -> bool:
@@ -197,7 +205,7 @@ def is_token(value: str) -> bool:
     return bool(value) and all(char in _TOKEN_CHARS for char in value)
 
 
-def _check(name: str, value: Any) -> Any:  # noqa: C901, PLR0911, PLR0912 - one table of rules
+def _check(name: str, value: Any) -> Any:
     if name == "message_type":
         if not isinstance(value, SocketMessageType) and value not in (0, 1):
             raise TypeError("message_type must be a SocketMessageType")

@@ -24,7 +24,9 @@ def _configured(
         raise TypeError("pass either control= or control fields as keywords, not both")
     if isinstance(protocols, str):
         raise TypeError("protocols must be a list of str, not a single string")
-    ws = MessageWebSocket(control if control is not None else MessageWebSocketControl(**control_fields))
+    ws = MessageWebSocket(
+        control if control is not None else MessageWebSocketControl(**control_fields)
+    )
     for protocol in protocols:
         ws.control.supported_protocols.append(protocol)
     ws.control.supported_protocols = ws.control.supported_protocols  # validate now

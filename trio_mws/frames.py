@@ -2,8 +2,8 @@
 
 wsproto parses every incoming frame and owns the protocol state; outgoing *data* frames are
 serialized here instead, because wsproto's path copies the payload several times and masks it
-in pure Python. Masking uses a compiled masker when one is installed (``websockets.speedups`` or
-``wsaccel``), else big-integer XOR in Python.
+in pure Python. Masking uses a compiled masker when one is installed (``websockets.speedups``,
+SIMD), else big-integer XOR in Python.
 """
 
 from __future__ import annotations
@@ -35,23 +35,13 @@ def _mask_python(payload: bytes, key: bytes) -> bytes:
 def _load_masker() -> Callable[[bytes, bytes], bytes]:
     try:  # SIMD masking, the fastest we know of, when websockets is installed
         from websockets.speedups import apply_mask
-
-        def mask_with_websockets(payload: bytes, key: bytes) -> bytes:
-            return apply_mask(payload, key)
-
-        return mask_with_websockets
-    except ImportError:  # pragma: no cover - depends on the environment
-        pass
-    try:
-        from wsaccel.xormask import XorMaskerSimple  # type: ignore[import-not-found]
     except ImportError:  # pragma: no cover - depends on the environment
         return _mask_python
 
-    def mask_with_wsaccel(payload: bytes, key: bytes) -> bytes:
-        result: bytes = XorMaskerSimple(key).process(payload)
-        return result
+    def mask_with_websockets(payload: bytes, key: bytes) -> bytes:
+        return apply_mask(payload, key)
 
-    return mask_with_wsaccel
+    return mask_with_websockets
 
 
 #: The masking function in use (C when available).

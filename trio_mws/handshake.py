@@ -24,8 +24,16 @@ _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _MAX_HEAD = 64 * 1024  # bytes of status line and headers we accept
 _MAX_BODY = 64 * 1024  # bytes of an error response's body we keep
 _RESERVED_HEADERS = frozenset(
-    {"host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
-     "sec-websocket-protocol", "sec-websocket-extensions", "sec-websocket-accept"}
+    {
+        "host",
+        "upgrade",
+        "connection",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-protocol",
+        "sec-websocket-extensions",
+        "sec-websocket-accept",
+    }
 )
 
 
@@ -127,8 +135,9 @@ class _Reader:
         try:
             data = await self.stream.receive_some(65536)
         except (trio.BrokenResourceError, OSError) as exc:
-            raise ConnectError(f"connection lost during the handshake: {exc}",
-                               classify(exc)) from exc
+            raise ConnectError(
+                f"connection lost during the handshake: {exc}", classify(exc)
+            ) from exc
         if not data:
             self.eof = True
         self.buffer += data
@@ -144,24 +153,24 @@ class _Reader:
                 raise _invalid("response headers too large")
             if self.eof:
                 if not self.buffer:
-                    raise ConnectError("server closed the connection without answering",
-                                       WebErrorStatus.CONNECTION_ABORTED)
+                    raise ConnectError(
+                        "server closed the connection without answering",
+                        WebErrorStatus.CONNECTION_ABORTED,
+                    )
                 raise _invalid("server closed the connection in the middle of the response")
             await self.fill()
 
     async def read_body(self, response: HandshakeResponse) -> bytes:
         """Read an error response's body, keeping at most 64 KiB of it."""
         length_text = response.get("content-length")
-        if response.get("transfer-encoding", "").lower().endswith("chunked"):
+        if (response.get("transfer-encoding") or "").lower().endswith("chunked"):
             return await self._read_chunked()
         if length_text is not None:
-            length = int(length_text) if length_text.strip().isdigit() else 0
-            limit = min(length, _MAX_BODY)
+            limit = min(int(length_text) if length_text.strip().isdigit() else 0, _MAX_BODY)
         elif response.status_code in (204, 304) or 100 <= response.status_code < 200:
             return b""
         else:
             limit = _MAX_BODY  # delimited by the connection's end
-            length = None
         while len(self.buffer) < limit and not self.eof:
             await self.fill()
         return bytes(self.buffer[:limit])
@@ -229,8 +238,7 @@ def check_upgrade(
     for extension in extensions:
         name = extension.split(";")[0].strip().lower()
         if deflate is None or name != deflate.name or accepted is not None:
-            raise _invalid(f"server accepted an extension we did not offer: {extension}",
-                           response)
+            raise _invalid(f"server accepted an extension we did not offer: {extension}", response)
         if not deflate.accept_response(extension):
             raise _invalid(f"invalid permessage-deflate parameters: {extension}", response)
         accepted = deflate
@@ -254,8 +262,7 @@ async def upgrade(
     try:
         await stream.send_all(request)
     except (trio.BrokenResourceError, OSError) as exc:
-        raise ConnectError(f"connection lost sending the handshake: {exc}",
-                           classify(exc)) from exc
+        raise ConnectError(f"connection lost sending the handshake: {exc}", classify(exc)) from exc
     response, reader = await read_response(stream)
     if response.status_code != 101:
         return response, await reader.read_body(response)

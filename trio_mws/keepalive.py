@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING
 
 import trio
@@ -42,23 +43,25 @@ async def _unsolicited_pongs(ws: MessageWebSocket, interval: float) -> None:
             ws._write_control(Pong(b""))
 
 
-async def _pings(ws: MessageWebSocket, interval: float, timeout: float | None) -> None:
+async def _pings(ws: MessageWebSocket, interval: float, pong_timeout: float | None) -> None:
     while True:
         await trio.sleep(interval)
         if ws.state is not WebSocketState.OPEN:
             return
         try:
-            with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+            with trio.move_on_after(
+                pong_timeout if pong_timeout is not None else math.inf
+            ) as scope:
                 await ws.ping()
         except ConnectionClosed:
             return
         if scope.cancelled_caught:
             if ws._reader_paused:
                 continue
-            logger.debug("keepalive: no pong within %s s", timeout)
+            logger.debug("keepalive: no pong within %s s", pong_timeout)
             await ws._terminate(
                 ConnectionClosed(
-                    f"keepalive ping timeout: no pong within {timeout} s",
+                    f"keepalive ping timeout: no pong within {pong_timeout} s",
                     WebErrorStatus.TIMEOUT,
                     code=1006,
                     reason="",

@@ -11,13 +11,13 @@ from __future__ import annotations
 import codecs
 import logging
 import os
-from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import trio
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
+from wsproto.extensions import Extension
 
 from .certificates import CustomValidator
 from .compression import COMPRESSED_FEED_SIZE, ClientPerMessageDeflate
@@ -38,8 +38,6 @@ __all__ = ["MessageWebSocket"]
 
 logger = logging.getLogger("trio_mws")
 
-_T = TypeVar("_T")
-
 #: Bytes asked of the socket per read: large, so big messages need few reads.
 RECEIVE_SIZE = 256 * 1024
 
@@ -58,7 +56,9 @@ def check_close_arguments(code: int | None, reason: str) -> bytes:
     if isinstance(code, bool) or not isinstance(code, int):
         raise TypeError("code must be an int or None")
     if code not in _VALID_CLOSE_CODES and not 3000 <= code <= 4999:
-        raise ValueError(f"close code {code} may not be sent (use 1000-1003, 1007-1014 or 3000-4999)")
+        raise ValueError(
+            f"close code {code} may not be sent (use 1000-1003, 1007-1014 or 3000-4999)"
+        )
     if len(encoded) > 123:
         raise ValueError("close reason is longer than 123 UTF-8 bytes")
     return encoded
@@ -127,7 +127,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         self._size = 0
         # The fragmented message being sent: its owner task, type and UTF-8 checker.
         self._fragment_owner: trio.lowlevel.Task | None = None
-        self._fragment_text: codecs.IncrementalDecoder | None = None
+        self._fragment_text: codecs.BufferedIncrementalDecoder | None = None
         self._fragment_done = trio.lowlevel.ParkingLot()
         self._pings: dict[bytes, tuple[float, trio.Event]] = {}
 
@@ -237,7 +237,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         self._used = True
         self._stream = opened.stream
         self._deflate = opened.upgrade.deflate
-        extensions = [opened.upgrade.deflate] if opened.upgrade.deflate is not None else []
+        extensions: list[Extension] = [self._deflate] if self._deflate is not None else []
         self._engine = Connection(ConnectionType.CLIENT, extensions)
         self._writer = FrameWriter(opened.stream, self._on_write_error)
         self._events_in, self._events_out = trio.open_memory_channel[MessageReceived](
@@ -256,8 +256,12 @@ class MessageWebSocket(trio.abc.AsyncResource):
             info.server_certificate_error_severity = opened.tls.severity
         self._debug = logger.isEnabledFor(logging.DEBUG)
         self._state = WebSocketState.OPEN
-        logger.debug("connected to %s (protocol %s, %s)", opened.uri, info.protocol,
-                     "compressed" if self._deflate else "uncompressed")
+        logger.debug(
+            "connected to %s (protocol %s, %s)",
+            opened.uri,
+            info.protocol,
+            "compressed" if self._deflate else "uncompressed",
+        )
         self._nursery.start_soon(self._writer.run)
         self._nursery.start_soon(self._read_loop, opened.upgrade.trailing)
         if self.control.ping_interval or self.control.actual_unsolicited_pong_interval:
@@ -372,6 +376,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
                 await self._wait_turn()
                 self._check_sendable()
             checker = codecs.getincrementaldecoder("utf-8")() if kind else None
+            assert checker is None or isinstance(checker, codecs.BufferedIncrementalDecoder)
             opcode = OP_TEXT if kind is SocketMessageType.UTF8 else OP_BINARY
         else:
             checker = self._fragment_text
@@ -509,8 +514,9 @@ class MessageWebSocket(trio.abc.AsyncResource):
     def _closed_error(self) -> ConnectionClosed:
         failure = self._failure
         if failure is not None:
-            error = type(failure)(str(failure), failure.status, code=failure.code,
-                                  reason=failure.reason)
+            error = type(failure)(
+                str(failure), failure.status, code=failure.code, reason=failure.reason
+            )
             error.__cause__ = failure.__cause__
             return error
         closed = self._closed
@@ -540,7 +546,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
                 if not data:
                     self._lost(None)
                     return
-                await self._feed(data)
+                await self._feed(bytes(data))
             await self._wait_for_eof()
         except _Fail:
             pass
@@ -566,11 +572,13 @@ class MessageWebSocket(trio.abc.AsyncResource):
         assert engine is not None
         for event in engine.events():
             if isinstance(event, TextMessage):
-                await self._on_data(SocketMessageType.UTF8, event.data.encode("utf-8"),
-                                    event.message_finished)
+                await self._on_data(
+                    SocketMessageType.UTF8, event.data.encode("utf-8"), event.message_finished
+                )
             elif isinstance(event, BytesMessage):
-                await self._on_data(SocketMessageType.BINARY, bytes(event.data),
-                                    event.message_finished)
+                await self._on_data(
+                    SocketMessageType.BINARY, bytes(event.data), event.message_finished
+                )
             elif isinstance(event, Ping):
                 self._write_control(event.response())
             elif isinstance(event, Pong):
@@ -643,12 +651,19 @@ class MessageWebSocket(trio.abc.AsyncResource):
         if engine.state in (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING):
             # The engine found a protocol error: it reports it as a close it wants to send.
             code = int(event.code)
-            status = (WebErrorStatus.CONNECTION_ABORTED if code == 1009
-                      else WebErrorStatus.ERROR_HTTP_INVALID_SERVER_RESPONSE)
+            status = (
+                WebErrorStatus.CONNECTION_ABORTED
+                if code == 1009
+                else WebErrorStatus.ERROR_HTTP_INVALID_SERVER_RESPONSE
+            )
             error_type = MessageTooBig if code == 1009 else ConnectionClosed
             self._fail(
-                error_type(f"protocol error from the server: {event.reason}", status,
-                           code=code, reason=event.reason or ""),
+                error_type(
+                    f"protocol error from the server: {event.reason}",
+                    status,
+                    code=code,
+                    reason=event.reason or "",
+                ),
                 close_code=code,
             )
         code = int(event.code)
@@ -685,8 +700,10 @@ class MessageWebSocket(trio.abc.AsyncResource):
         if self._state is WebSocketState.CLOSED:
             return  # we aborted it ourselves
         if exc is None:
-            error = ConnectionClosed("the server closed the connection without a close frame",
-                                     WebErrorStatus.DISCONNECTED)
+            error = ConnectionClosed(
+                "the server closed the connection without a close frame",
+                WebErrorStatus.DISCONNECTED,
+            )
         else:
             status = classify(exc)
             if status is WebErrorStatus.UNKNOWN:
@@ -765,8 +782,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
             self._state = WebSocketState.CLOSING
             if not self._close_sent:
                 self._close_sent = True
-                self._write_control(CloseConnection(1005 if code is None else code,
-                                                    reason or None))
+                self._write_control(CloseConnection(1005 if code is None else code, reason or None))
             if self._deliver_scope is not None:
                 self._deliver_scope.cancel()  # the reader must not wait for the application
         try:
@@ -800,8 +816,9 @@ class MessageWebSocket(trio.abc.AsyncResource):
             self._deliver_scope.cancel()
         if self._state is not WebSocketState.CLOSED:
             if self._closed is None and self._failure is None:
-                self._failure = ConnectionClosed("the connection was aborted locally",
-                                                 WebErrorStatus.CONNECTION_ABORTED)
+                self._failure = ConnectionClosed(
+                    "the connection was aborted locally", WebErrorStatus.CONNECTION_ABORTED
+                )
             self._state = WebSocketState.CLOSED
         if self._stream is not None:
             await trio.aclose_forcefully(self._stream)

@@ -89,19 +89,31 @@ async def _attempts(
         if code in _REDIRECTS and location:
             redirects += 1
             if redirects > control.max_redirects:
-                raise HandshakeError(f"more than {control.max_redirects} redirects",
-                                     WebErrorStatus.REDIRECT_FAILED, status_code=code,
-                                     headers=response.headers, body=outcome)
+                raise HandshakeError(
+                    f"more than {control.max_redirects} redirects",
+                    WebErrorStatus.REDIRECT_FAILED,
+                    status_code=code,
+                    headers=response.headers,
+                    body=outcome,
+                )
             try:
                 target = resolve_redirect(uri, location)
             except ValueError as exc:
-                raise HandshakeError(f"bad redirect: {exc}", WebErrorStatus.REDIRECT_FAILED,
-                                     status_code=code, headers=response.headers,
-                                     body=outcome) from None
+                raise HandshakeError(
+                    f"bad redirect: {exc}",
+                    WebErrorStatus.REDIRECT_FAILED,
+                    status_code=code,
+                    headers=response.headers,
+                    body=outcome,
+                ) from None
             if uri.secure and not target.secure:
-                raise HandshakeError(f"refusing redirect from {uri} to {target}",
-                                     WebErrorStatus.HTTPS_TO_HTTP_ON_REDIRECTION,
-                                     status_code=code, headers=response.headers, body=outcome)
+                raise HandshakeError(
+                    f"refusing redirect from {uri} to {target}",
+                    WebErrorStatus.HTTPS_TO_HTTP_ON_REDIRECTION,
+                    status_code=code,
+                    headers=response.headers,
+                    body=outcome,
+                )
             logger.debug("redirect %d: %s -> %s", code, uri, target)
             if (target.host, target.port) != (uri.host, uri.port):
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
@@ -110,8 +122,11 @@ async def _attempts(
             continue
         credential = _credential(uri, control)
         challenge = (response.get("www-authenticate") or "").lower()
-        if code == 401 and credential is not None and not authorization_sent and (
-            not challenge or "basic" in challenge
+        if (
+            code == 401
+            and credential is not None
+            and not authorization_sent
+            and (not challenge or "basic" in challenge)
         ):
             headers = {**headers, "Authorization": _basic(credential)}
             authorization_sent = True

@@ -88,22 +88,14 @@ def _ca_pem(context: ssl.SSLContext) -> str:
     return "".join(ssl.DER_cert_to_PEM_cert(der) for der in ders)
 
 
-def _certificates(stream: trio.SSLStream[trio.SocketStream]) -> tuple[
-    x509.Certificate | None, tuple[x509.Certificate, ...]
-]:
+def _certificates(
+    stream: trio.SSLStream[trio.SocketStream],
+) -> tuple[x509.Certificate | None, tuple[x509.Certificate, ...]]:
     der = stream.getpeercert(binary_form=True)
     leaf = x509.load_der_x509_certificate(der) if der else None
-    chain_getter = getattr(stream, "get_unverified_chain", None)  # Python 3.13+
-    intermediates: tuple[x509.Certificate, ...] = ()
-    if chain_getter is not None:
-        chain = chain_getter() or []
-        intermediates = tuple(
-            x509.load_der_x509_certificate(
-                item if isinstance(item, bytes) else item.public_bytes(ssl.ENCODING_DER)
-            )
-            for item in chain[1:]
-        )
-    return leaf, intermediates
+    # trio.SSLStream does not expose the chain the server sent (ssl's get_unverified_chain),
+    # so intermediates stay unknown.
+    return leaf, ()
 
 
 async def _handshake(
@@ -134,8 +126,9 @@ async def start_tls(
         await trio.aclose_forcefully(tcp)
         cause = exc.__cause__
         if not isinstance(cause, ssl.SSLCertVerificationError):
-            raise ConnectError(f"TLS handshake with {host} failed: {cause or exc}",
-                               classify(cause or exc)) from exc
+            raise ConnectError(
+                f"TLS handshake with {host} failed: {cause or exc}", classify(cause or exc)
+            ) from exc
         errors.append(chain_result_for_verify_code(cause.verify_code))
         if not all(error in control.ignorable_server_certificate_errors for error in errors):
             raise CertificateError(

@@ -1,0 +1,7 @@
+"""``python -m trio_mws``: see :mod:`trio_mws.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
