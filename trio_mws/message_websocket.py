@@ -129,7 +129,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         self._fragment_owner: trio.lowlevel.Task | None = None
         self._fragment_text: codecs.BufferedIncrementalDecoder | None = None
         self._fragment_done = trio.lowlevel.ParkingLot()
-        self._pings: dict[bytes, tuple[float, trio.Event]] = {}
+        self._pings: dict[bytes, _PingWaiter] = {}
 
     # -- state -------------------------------------------------------------------------------
 
@@ -188,8 +188,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
                 pass
 
     async def _exit_nursery(self) -> None:
-        manager, self._nursery_manager = self._nursery_manager, None
-        nursery, self._nursery = self._nursery, None
+        manager, nursery = self._nursery_manager, self._nursery
         if manager is None or nursery is None:
             return
         nursery.cancel_scope.cancel()
@@ -203,6 +202,11 @@ class MessageWebSocket(trio.abc.AsyncResource):
                 raise rest.exceptions[0] from group
             if cancelled is not None:
                 raise cancelled.exceptions[0] from None
+        finally:
+            self._nursery_manager = self._nursery = None
+            if self._stream is not None:  # never leave the socket to the garbage collector
+                await trio.aclose_forcefully(self._stream)
+            self._state = WebSocketState.CLOSED if self._used else self._state
 
     # -- connecting --------------------------------------------------------------------------
 
@@ -441,28 +445,27 @@ class MessageWebSocket(trio.abc.AsyncResource):
         self._check_sendable()
         if payload in self._pings:
             raise ValueError("a ping with this payload is already waiting for its pong")
-        done = trio.Event()
-        start = trio.current_time()
-        self._pings[payload] = (start, done)
+        waiter = _PingWaiter()
+        self._pings[payload] = waiter
         try:
             self._write_control(Ping(payload))
-            await done.wait()
+            await waiter.done.wait()
         finally:
             self._pings.pop(payload, None)
-        if self._pings_failed:
+        if not waiter.answered:
             raise self._closed_error()
-        latency = trio.current_time() - start
+        latency = trio.current_time() - waiter.start
         self.information.latency = latency
         return latency
-
-    _pings_failed = False
 
     def _on_pong(self, payload: bytes) -> None:
         if payload not in self._pings:
             return
         # A pong acknowledges its ping and all pings sent before it.
         for key in list(self._pings):
-            self._pings.pop(key)[1].set()
+            waiter = self._pings.pop(key)
+            waiter.answered = True
+            waiter.done.set()
             if key == payload:
                 break
 
@@ -479,18 +482,17 @@ class MessageWebSocket(trio.abc.AsyncResource):
             if self._state is WebSocketState.CONNECTING:
                 raise RuntimeError("the socket is not connected")
             raise self._closed_error()
+        await trio.lowlevel.checkpoint_if_cancelled()  # before taking anything: cancel-safe
         try:
-            event = channel.receive_nowait()
+            return channel.receive_nowait()
         except trio.WouldBlock:
-            try:
-                return await channel.receive()
-            except trio.EndOfChannel:
-                raise self._closed_error() from None
+            pass
         except trio.EndOfChannel:
-            await trio.lowlevel.checkpoint()
             raise self._closed_error() from None
-        await trio.lowlevel.checkpoint_if_cancelled()
-        return event
+        try:
+            return await channel.receive()
+        except trio.EndOfChannel:
+            raise self._closed_error() from None
 
     def __aiter__(self) -> MessageWebSocket:
         return self
@@ -550,6 +552,11 @@ class MessageWebSocket(trio.abc.AsyncResource):
             await self._wait_for_eof()
         except _Fail:
             pass
+        except Exception as exc:  # a bug here must not become the nursery's exception
+            logger.exception("trio_mws reader failed")
+            if self._failure is None:
+                self._failure = ConnectionClosed(f"internal error: {exc!r}", WebErrorStatus.UNKNOWN)
+                self._failure.__cause__ = exc
         finally:
             self._finish()
 
@@ -728,13 +735,10 @@ class MessageWebSocket(trio.abc.AsyncResource):
         self._state = WebSocketState.CLOSED
         if self._events_in is not None:
             self._events_in.close()
-        for _start, done in self._pings.values():
-            self._pings_failed = True
-            done.set()
-        if self._nursery is not None:
-            self._nursery.start_soon(self._close_transport)
-        else:  # pragma: no cover - the reader only runs inside the nursery
-            self._finished.set()
+        for waiter in self._pings.values():
+            waiter.done.set()  # unanswered: ping() raises ConnectionClosed
+        assert self._nursery is not None  # the reader runs inside it
+        self._nursery.start_soon(self._close_transport)
 
     async def _close_transport(self) -> None:
         """Flush what is queued (a close frame, most often), briefly, then close the socket."""
@@ -829,6 +833,17 @@ class MessageWebSocket(trio.abc.AsyncResource):
     async def wait_closed(self) -> None:
         """Wait until the connection is closed or lost (and the socket released)."""
         await self._finished.wait()
+
+
+class _PingWaiter:
+    """A ping waiting for its pong."""
+
+    __slots__ = ("answered", "done", "start")
+
+    def __init__(self) -> None:
+        self.start = trio.current_time()
+        self.done = trio.Event()
+        self.answered = False
 
 
 class _ClientSide:
