@@ -17,6 +17,7 @@ from .control import MessageWebSocketControl, PasswordCredential
 from .enums import WebErrorStatus
 from .errors import ConnectError, HandshakeError
 from .handshake import UpgradeResult, upgrade
+from .proxy import choose_proxy, open_tunnel
 from .status import status_for_http_code
 from .transport import TlsInfo, open_tcp, start_tls
 from .uri import WebSocketURI, resolve_redirect
@@ -42,11 +43,18 @@ class Opened:
 async def _open_stream(
     uri: WebSocketURI, control: MessageWebSocketControl, validator: CustomValidator | None
 ) -> tuple[trio.abc.Stream, trio.SocketStream, TlsInfo | None]:
-    tcp = await open_tcp(uri.host, uri.port, control)
+    proxy = choose_proxy(uri, control)
+
+    async def connect() -> trio.SocketStream:
+        if proxy is None:
+            return await open_tcp(uri.host, uri.port, control)
+        return await open_tunnel(proxy, uri, control)
+
+    tcp = await connect()
     if not uri.secure:
         return tcp, tcp, None
     try:
-        tls_stream, info = await start_tls(tcp, uri.host, uri.port, control, validator)
+        tls_stream, info = await start_tls(tcp, uri.host, control, validator, connect)
     except BaseException:
         await trio.aclose_forcefully(tcp)
         raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import trio
@@ -109,9 +110,9 @@ async def _handshake(
 async def start_tls(
     tcp: trio.SocketStream,
     host: str,
-    port: int,
     control: MessageWebSocketControl,
     validator: CustomValidator | None,
+    reconnect: Callable[[], Awaitable[trio.SocketStream]],
 ) -> tuple[trio.SSLStream[trio.SocketStream], TlsInfo]:
     """Run the TLS handshake, classify certificate errors and apply the user's policy.
 
@@ -137,9 +138,7 @@ async def start_tls(
                 errors=errors,
             ) from exc
         # Tolerated: open a fresh connection that does not verify, then look for more errors.
-        stream = await _handshake(
-            await open_tcp(host, port, control), host, _context(control, verify=False)
-        )
+        stream = await _handshake(await reconnect(), host, _context(control, verify=False))
     leaf, intermediates = _certificates(stream)
     if errors and leaf is not None:
         errors += [error for error in find_own_errors(leaf, host) if error not in errors]
