@@ -29,6 +29,7 @@ from .frames import OP_BINARY, OP_CONTINUATION, OP_TEXT, encode_frame
 from .handshake import check_request_header
 from .information import MessageWebSocketInformation
 from .keepalive import run_keepalive
+from .limits import MessageSizeGuard
 from .opening import open_connection
 from .status import classify
 from .uri import parse_uri
@@ -242,6 +243,12 @@ class MessageWebSocket(trio.abc.AsyncResource):
         self._stream = opened.stream
         self._deflate = opened.upgrade.deflate
         extensions: list[Extension] = [self._deflate] if self._deflate is not None else []
+        limit = self.control.max_message_size
+        if (
+            limit is not None
+            and self.control.receive_mode is MessageWebSocketReceiveMode.FULL_MESSAGE
+        ):
+            extensions.append(MessageSizeGuard(limit))
         self._engine = Connection(ConnectionType.CLIENT, extensions)
         self._writer = FrameWriter(opened.stream, self._on_write_error)
         self._events_in, self._events_out = trio.open_memory_channel[MessageReceived](
