@@ -256,6 +256,13 @@ def _check(name: str, value: Any) -> Any:
     if name == "ssl_context":
         if value is not None and not isinstance(value, ssl.SSLContext):
             raise TypeError("ssl_context must be an ssl.SSLContext or None")
+        if value is not None and (
+            value.verify_mode != ssl.CERT_REQUIRED or not value.check_hostname
+        ):
+            raise ValueError(
+                "ssl_context must verify certificates and host names; to tolerate specific "
+                "errors use ignorable_server_certificate_errors"
+            )
         return value
     if name in ("desired_unsolicited_pong_interval", "ping_interval", "ping_timeout"):
         return _positive_seconds(name, value, allow_none=True)

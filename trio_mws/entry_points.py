@@ -24,12 +24,11 @@ def _configured(
         raise TypeError("pass either control= or control fields as keywords, not both")
     if isinstance(protocols, str):
         raise TypeError("protocols must be a list of str, not a single string")
-    ws = MessageWebSocket(
-        control if control is not None else MessageWebSocketControl(**control_fields)
-    )
-    for protocol in protocols:
-        ws.control.supported_protocols.append(protocol)
-    ws.control.supported_protocols = ws.control.supported_protocols  # validate now
+    # A copy: the caller's control stays untouched and reusable (even if frozen by an earlier
+    # connection), and protocols= never piles up on it.
+    settings = control.copy() if control is not None else MessageWebSocketControl(**control_fields)
+    settings.supported_protocols = [*settings.supported_protocols, *protocols]
+    ws = MessageWebSocket(settings)
     for name, value in (headers or {}).items():
         ws.set_request_header(name, value)
     return ws

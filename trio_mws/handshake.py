@@ -86,12 +86,17 @@ def build_request(
         lines.append(f"Sec-WebSocket-Protocol: {', '.join(control.supported_protocols)}")
     if deflate is not None:
         lines.append(f"Sec-WebSocket-Extensions: {deflate.offer()}")
-    if control.user_agent is not None:
+    # A request header set by the user replaces the control's User-Agent / Origin.
+    if control.user_agent is not None and "user-agent" not in _lowered(headers):
         lines.append(f"User-Agent: {control.user_agent}")
-    if control.origin is not None:
+    if control.origin is not None and "origin" not in _lowered(headers):
         lines.append(f"Origin: {control.origin}")
     lines.extend(f"{name}: {value}" for name, value in headers.items())
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+
+
+def _lowered(headers: Mapping[str, str]) -> set[str]:
+    return {name.lower() for name in headers}
 
 
 def _invalid(message: str, response: HandshakeResponse | None = None) -> HandshakeError:
@@ -153,10 +158,7 @@ class _Reader:
                 raise _invalid("response headers too large")
             if self.eof:
                 if not self.buffer:
-                    raise ConnectError(
-                        "server closed the connection without answering",
-                        WebErrorStatus.CONNECTION_ABORTED,
-                    )
+                    raise _invalid("server closed the connection without answering")
                 raise _invalid("server closed the connection in the middle of the response")
             await self.fill()
 

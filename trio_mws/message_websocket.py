@@ -18,6 +18,7 @@ import trio
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 from wsproto.extensions import Extension
+from wsproto.frame_protocol import CloseReason
 
 from .certificates import CustomValidator
 from .compression import COMPRESSED_FEED_SIZE, ClientPerMessageDeflate
@@ -223,8 +224,8 @@ class MessageWebSocket(trio.abc.AsyncResource):
             raise RuntimeError("connect() on a socket that is connecting, open or closed")
         if self._nursery is None:
             raise RuntimeError("call connect() inside `async with ws:` (it owns a nursery)")
+        self.control._freeze()  # validates lists mutated in place: may raise ValueError
         self._connecting = True
-        self.control._freeze()
         try:
             opened = await open_connection(
                 parsed,
@@ -793,7 +794,9 @@ class MessageWebSocket(trio.abc.AsyncResource):
             self._state = WebSocketState.CLOSING
             if not self._close_sent:
                 self._close_sent = True
-                self._write_control(CloseConnection(1005 if code is None else code, reason or None))
+                # wsproto sends an empty close frame only for this exact enum member.
+                close_code = CloseReason.NO_STATUS_RCVD if code is None else code
+                self._write_control(CloseConnection(close_code, reason or None))
             if self._deliver_scope is not None:
                 self._deliver_scope.cancel()  # the reader must not wait for the application
         try:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import trio
@@ -59,16 +61,45 @@ class TlsInfo:
     severity: SocketSslErrorSeverity
 
 
+_recorded: ContextVar[list[ssl.SSLObject] | None] = ContextVar("_recorded", default=None)
+
+
+class _RecordingSSLObject(ssl.SSLObject):
+    """An ``ssl.SSLObject`` that hands itself to the TLS stage, which needs it to read the
+    chain the server sent (``trio.SSLStream`` keeps its object private)."""
+
+    def __new__(cls, *args: object, **kwargs: object) -> _RecordingSSLObject:
+        instance = super().__new__(cls)
+        sink = _recorded.get()
+        if sink is not None:
+            sink.append(instance)
+        return instance
+
+
+def _recording(context: ssl.SSLContext) -> ssl.SSLContext:
+    # Harmless on a user's context: the subclass only records while our handshake runs.
+    if context.sslobject_class is ssl.SSLObject:
+        context.sslobject_class = _RecordingSSLObject
+    return context
+
+
+@functools.cache
+def _default_context() -> ssl.SSLContext:
+    # Loading the system trust store costs milliseconds: do it once per process.
+    return _recording(ssl.create_default_context())
+
+
 def _context(control: MessageWebSocketControl, *, verify: bool) -> ssl.SSLContext:
     if verify:
-        context = control.ssl_context or ssl.create_default_context()
+        context = _recording(control.ssl_context) if control.ssl_context else _default_context()
+        check_verifying(context)
     else:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if control.client_certificate is not None:
-        if control.ssl_context is not None and verify:
-            context = _copy_verifying(control.ssl_context)
+        if verify:  # never add a client certificate to a shared or user-owned context
+            context = _copy_verifying(control.ssl_context or ssl.create_default_context())
         cert = control.client_certificate
         try:
             context.load_cert_chain(cert.certfile, cert.keyfile, cert.password)
@@ -77,11 +108,22 @@ def _context(control: MessageWebSocketControl, *, verify: bool) -> ssl.SSLContex
     return context
 
 
+def check_verifying(context: ssl.SSLContext) -> None:
+    """``control.ssl_context`` sets trust, never turns verification off (``ValueError``)."""
+    if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
+        raise ValueError(
+            "control.ssl_context must verify certificates and host names; to tolerate "
+            "specific errors use control.ignorable_server_certificate_errors"
+        )
+
+
 def _copy_verifying(base: ssl.SSLContext) -> ssl.SSLContext:
     # load_cert_chain mutates a context: never mutate the user's own.
     context = ssl.create_default_context()
-    context.load_verify_locations(cadata=_ca_pem(base))
-    return context
+    pem = _ca_pem(base)
+    if pem:
+        context.load_verify_locations(cadata=pem)
+    return _recording(context)
 
 
 def _ca_pem(context: ssl.SSLContext) -> str:
@@ -89,22 +131,46 @@ def _ca_pem(context: ssl.SSLContext) -> str:
     return "".join(ssl.DER_cert_to_PEM_cert(der) for der in ders)
 
 
+def _sent_chain(ssl_object: ssl.SSLObject | None) -> list[bytes]:
+    """The DER certificates the server sent, leaf first; empty when unavailable."""
+    getter = getattr(ssl_object, "get_unverified_chain", None)  # public from Python 3.13
+    if getter is None:  # 3.11 and 3.12 have it one level down
+        getter = getattr(getattr(ssl_object, "_sslobj", None), "get_unverified_chain", None)
+    if getter is None:
+        return []
+    try:
+        chain = getter() or []
+        return [
+            item if isinstance(item, bytes) else item.public_bytes(_ENCODING_DER) for item in chain
+        ]
+    except (AttributeError, TypeError, ValueError, ssl.SSLError):  # pragma: no cover
+        return []
+
+
+_ENCODING_DER = 2  # ssl's private _ssl.ENCODING_DER, for the 3.11/3.12 Certificate objects
+
+
 def _certificates(
-    stream: trio.SSLStream[trio.SocketStream],
+    stream: trio.SSLStream[trio.SocketStream], ssl_object: ssl.SSLObject | None
 ) -> tuple[x509.Certificate | None, tuple[x509.Certificate, ...]]:
     der = stream.getpeercert(binary_form=True)
     leaf = x509.load_der_x509_certificate(der) if der else None
-    # trio.SSLStream does not expose the chain the server sent (ssl's get_unverified_chain),
-    # so intermediates stay unknown.
-    return leaf, ()
+    chain = _sent_chain(ssl_object)
+    intermediates = tuple(x509.load_der_x509_certificate(item) for item in chain[1:])
+    return leaf, intermediates
 
 
 async def _handshake(
     tcp: trio.SocketStream, host: str, context: ssl.SSLContext
-) -> trio.SSLStream[trio.SocketStream]:
-    stream = trio.SSLStream(tcp, context, server_hostname=host)
+) -> tuple[trio.SSLStream[trio.SocketStream], ssl.SSLObject | None]:
+    sink: list[ssl.SSLObject] = []
+    token = _recorded.set(sink)
+    try:
+        stream = trio.SSLStream(tcp, context, server_hostname=host)
+    finally:
+        _recorded.reset(token)
     await stream.do_handshake()
-    return stream
+    return stream, (sink[0] if sink else None)
 
 
 async def start_tls(
@@ -122,7 +188,7 @@ async def start_tls(
     """
     errors: list[ChainValidationResult] = []
     try:
-        stream = await _handshake(tcp, host, _context(control, verify=True))
+        stream, ssl_object = await _handshake(tcp, host, _context(control, verify=True))
     except trio.BrokenResourceError as exc:
         await trio.aclose_forcefully(tcp)
         cause = exc.__cause__
@@ -138,16 +204,19 @@ async def start_tls(
                 errors=errors,
             ) from exc
         # Tolerated: open a fresh connection that does not verify, then look for more errors.
-        stream = await _handshake(await reconnect(), host, _context(control, verify=False))
-    leaf, intermediates = _certificates(stream)
+        stream, ssl_object = await _handshake(
+            await reconnect(), host, _recording(_context(control, verify=False))
+        )
+    leaf, intermediates = _certificates(stream, ssl_object)
     if errors and leaf is not None:
         errors += [error for error in find_own_errors(leaf, host) if error not in errors]
     severity = severity_for(errors, control.ignorable_server_certificate_errors)
     if severity is SocketSslErrorSeverity.FATAL:
         await trio.aclose_forcefully(stream)
+        fatal = [e for e in errors if e not in control.ignorable_server_certificate_errors]
         raise CertificateError(
             f"server certificate of {host} has errors: {', '.join(e.name for e in errors)}",
-            status_for_chain_results(errors),
+            status_for_chain_results(fatal),
             errors=errors,
             certificate=leaf,
         )

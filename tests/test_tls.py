@@ -1,0 +1,530 @@
+"""wss://: certificate validation, its policy knobs, custom validation and mutual TLS.
+
+Certificates come from trustme (a throw-away CA); servers are trio-websocket over TLS or
+scripted TLS servers (``serve_tls_raw``) on 127.0.0.1. The client trusts the CA only through
+``control.ssl_context``; without it the CA is unknown (UNTRUSTED).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ssl
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import trio
+import trio.lowlevel
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+from trio_websocket import WebSocketServer, serve_websocket
+
+import trio_mws
+from trio_mws import (
+    CertificateError,
+    CertificateRejected,
+    ChainValidationResult,
+    ConnectError,
+    HandshakeError,
+    ServerCustomValidationRequest,
+    SocketSslErrorSeverity,
+    WebErrorStatus,
+)
+from trio_mws.testing import echo_handler
+
+from .opening_helpers import (
+    RawServer,
+    accept_and_close,
+    answer,
+    echo_frames,
+    finish_close,
+    send_101,
+    serve_tls_raw,
+    state,
+)
+from .rawserver import Handler, RawPeer
+
+SERVER_CN = "trio-mws test server"
+CLIENT_CN = "trio-mws test client"
+_UTC = datetime.UTC
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: trustme.CA
+    server: trustme.LeafCert  # for 127.0.0.1
+    other_name: trustme.LeafCert  # for other.example only
+    expired: trustme.LeafCert  # for 127.0.0.1, expired in 2001
+    expired_other_name: trustme.LeafCert
+    chained: trustme.LeafCert  # for 127.0.0.1, issued by an intermediate CA
+    intermediate: trustme.CA
+    client: trustme.LeafCert
+
+
+@pytest.fixture(scope="session")
+def pki() -> Pki:
+    ca = trustme.CA(organization_name="trio-mws tests")
+    intermediate = ca.create_child_ca()
+    past = {
+        "not_before": datetime.datetime(2000, 1, 1, tzinfo=_UTC),
+        "not_after": datetime.datetime(2001, 1, 1, tzinfo=_UTC),
+    }
+    return Pki(
+        ca=ca,
+        server=ca.issue_cert("127.0.0.1", common_name=SERVER_CN),
+        other_name=ca.issue_cert("other.example"),
+        expired=ca.issue_cert("127.0.0.1", **past),  # type: ignore[arg-type]
+        expired_other_name=ca.issue_cert("other.example", **past),  # type: ignore[arg-type]
+        chained=intermediate.issue_cert("127.0.0.1", common_name="chained"),
+        intermediate=intermediate,
+        client=ca.issue_cert("client@example.org", common_name=CLIENT_CN),
+    )
+
+
+def server_context(
+    cert: trustme.LeafCert, *, require_client_ca: trustme.CA | None = None
+) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    if require_client_ca is not None:
+        require_client_ca.configure_trust(context)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+@pytest.fixture(scope="session")
+def trusting(pki: Pki) -> ssl.SSLContext:
+    """A client context that trusts the test CA (and verifies as usual)."""
+    context = ssl.create_default_context()
+    pki.ca.configure_trust(context)
+    return context
+
+
+TlsServer = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+def tls_server(nursery: trio.Nursery) -> TlsServer:
+    """``url = await tls_server(handler, cert)``: a scripted TLS server (wss://127.0.0.1)."""
+
+    async def start(
+        handler: Handler, cert: trustme.LeafCert, require_client_ca: trustme.CA | None = None
+    ) -> str:
+        context = server_context(cert, require_client_ca=require_client_ca)
+        url: str = await nursery.start(serve_tls_raw, handler, context)
+        return url
+
+    return start
+
+
+def _der(cert: trustme.LeafCert | trustme.CA) -> bytes:
+    pem = cert.cert_pem if isinstance(cert, trustme.CA) else cert.cert_chain_pems[0]
+    return x509.load_pem_x509_certificate(pem.bytes()).public_bytes(Encoding.DER)
+
+
+def _common_name(cert: x509.Certificate) -> str:
+    return str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+
+
+class Counter:
+    """Counts the upgrade requests a scripted server received."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    async def accept(self, peer: RawPeer) -> None:
+        await peer.read_request()
+        self.requests += 1
+        await send_101(peer)
+        await finish_close(peer)
+
+
+# -- success -----------------------------------------------------------------------------------
+
+
+async def test_wss_to_trio_websocket_server(
+    nursery: trio.Nursery, pki: Pki, trusting: ssl.SSLContext
+) -> None:
+    server = cast(
+        WebSocketServer,
+        await nursery.start(
+            serve_websocket, echo_handler, "127.0.0.1", 0, server_context(pki.server)
+        ),
+    )
+    url = f"wss://127.0.0.1:{server.port}/"
+    async with trio_mws.open_message_websocket(url, ssl_context=trusting) as ws:
+        await ws.send("over TLS")
+        assert (await ws.receive()).text == "over TLS"
+        info = ws.information
+        assert isinstance(info.server_certificate, x509.Certificate)
+        assert _common_name(info.server_certificate) == SERVER_CN
+        assert info.server_certificate.public_bytes(Encoding.DER) == _der(pki.server)
+        assert info.server_certificate_errors == ()
+        assert info.server_certificate_error_severity is SocketSslErrorSeverity.NONE
+        assert info.remote_address == ("127.0.0.1", server.port)
+    assert ws.closed is not None and ws.closed.code == 1000
+
+
+async def test_intermediate_certificates_are_reported(
+    tls_server: TlsServer, pki: Pki, trusting: ssl.SSLContext
+) -> None:
+    url = await tls_server(accept_and_close, pki.chained)
+    async with trio_mws.open_message_websocket(url, ssl_context=trusting) as ws:
+        info = ws.information
+        assert info.server_certificate is not None
+        assert _common_name(info.server_certificate) == "chained"
+        assert [c.public_bytes(Encoding.DER) for c in info.server_intermediate_certificates] == [
+            _der(pki.intermediate)
+        ]
+
+
+async def test_plain_ws_has_no_certificate(echo_url: str) -> None:
+    async with trio_mws.open_message_websocket(echo_url) as ws:
+        assert ws.information.server_certificate is None
+        assert ws.information.server_certificate_errors == ()
+
+
+# -- default validation failures --------------------------------------------------------------
+
+
+async def _certificate_error(url: str, **fields: Any) -> CertificateError:
+    with pytest.raises(CertificateError) as info:
+        async with trio_mws.open_message_websocket(url, **fields):
+            pytest.fail("connected despite a bad certificate")
+    return info.value
+
+
+async def test_untrusted_ca(tls_server: TlsServer, pki: Pki) -> None:
+    counter = Counter()
+    url = await tls_server(counter.accept, pki.server)
+    error = await _certificate_error(url)  # default context: the test CA is unknown
+    assert type(error) is CertificateError
+    assert error.status is WebErrorStatus.CERTIFICATE_IS_INVALID
+    assert ChainValidationResult.UNTRUSTED in error.errors
+    assert isinstance(error.__cause__, Exception)
+    assert trio_mws.WebSocketError.get_status(error) is WebErrorStatus.CERTIFICATE_IS_INVALID
+    assert counter.requests == 0  # nothing was sent over the unverified connection
+
+
+async def test_host_name_mismatch(
+    tls_server: TlsServer, pki: Pki, trusting: ssl.SSLContext
+) -> None:
+    url = await tls_server(accept_and_close, pki.other_name)
+    error = await _certificate_error(url, ssl_context=trusting)
+    assert error.status is WebErrorStatus.CERTIFICATE_COMMON_NAME_IS_INCORRECT
+    assert ChainValidationResult.INVALID_NAME in error.errors
+
+
+async def test_expired_certificate(
+    tls_server: TlsServer, pki: Pki, trusting: ssl.SSLContext
+) -> None:
+    url = await tls_server(accept_and_close, pki.expired)
+    error = await _certificate_error(url, ssl_context=trusting)
+    assert error.status is WebErrorStatus.CERTIFICATE_EXPIRED
+    assert ChainValidationResult.EXPIRED in error.errors
+
+
+def _no_verification(pki: Pki) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # trusts nothing, checks nothing
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _no_hostname_check(pki: Pki) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    pki.ca.configure_trust(context)
+    context.check_hostname = False
+    return context
+
+
+@pytest.mark.parametrize(
+    ("make_context", "cert_name", "expected"),
+    [
+        (_no_verification, "server", ChainValidationResult.UNTRUSTED),
+        (_no_hostname_check, "other_name", ChainValidationResult.INVALID_NAME),
+    ],
+    ids=["cert-none", "no-hostname-check"],
+)
+async def test_ssl_context_cannot_turn_verification_off(
+    tls_server: TlsServer,
+    pki: Pki,
+    make_context: Callable[[Pki], ssl.SSLContext],
+    cert_name: str,
+    expected: ChainValidationResult,
+) -> None:
+    # API.md: ssl_context gives custom trust; "verification stays on". A lax context must not
+    # silently connect to a server that fails verification: either it is refused
+    # (ValueError) or the connect fails with the certificate error.
+    counter = Counter()
+    url = await tls_server(counter.accept, getattr(pki, cert_name))
+    with pytest.raises((ValueError, CertificateError)) as info:
+        async with trio_mws.open_message_websocket(url, ssl_context=make_context(pki)):
+            pass
+    if isinstance(info.value, CertificateError):
+        assert expected in info.value.errors
+    assert counter.requests == 0
+
+
+# -- ignorable errors ---------------------------------------------------------------------------
+
+
+async def test_ignorable_untrusted(tls_server: TlsServer, pki: Pki) -> None:
+    async def handler(peer: RawPeer) -> None:
+        await peer.accept()
+        await echo_frames(peer)
+
+    url = await tls_server(handler, pki.server)
+    async with trio_mws.open_message_websocket(
+        url, ignorable_server_certificate_errors=[ChainValidationResult.UNTRUSTED]
+    ) as ws:
+        info = ws.information
+        assert ChainValidationResult.UNTRUSTED in info.server_certificate_errors
+        assert info.server_certificate_error_severity is SocketSslErrorSeverity.IGNORABLE
+        assert info.server_certificate is not None
+        assert info.server_certificate.public_bytes(Encoding.DER) == _der(pki.server)
+        await ws.send(b"still works")
+        assert (await ws.receive()).data == b"still works"
+
+
+async def test_ignorable_expired(tls_server: TlsServer, pki: Pki, trusting: ssl.SSLContext) -> None:
+    url = await tls_server(accept_and_close, pki.expired)
+    async with trio_mws.open_message_websocket(
+        url,
+        ssl_context=trusting,
+        ignorable_server_certificate_errors=[ChainValidationResult.EXPIRED],
+    ) as ws:
+        assert ws.information.server_certificate_errors == (ChainValidationResult.EXPIRED,)
+        assert ws.information.server_certificate_error_severity is SocketSslErrorSeverity.IGNORABLE
+
+
+async def test_ignorable_name_mismatch(
+    tls_server: TlsServer, pki: Pki, trusting: ssl.SSLContext
+) -> None:
+    url = await tls_server(accept_and_close, pki.other_name)
+    async with trio_mws.open_message_websocket(
+        url,
+        ssl_context=trusting,
+        ignorable_server_certificate_errors=[ChainValidationResult.INVALID_NAME],
+    ) as ws:
+        assert ws.information.server_certificate_errors == (ChainValidationResult.INVALID_NAME,)
+        assert state(ws) is trio_mws.WebSocketState.OPEN
+
+
+async def test_ignoring_one_error_does_not_hide_another(tls_server: TlsServer, pki: Pki) -> None:
+    # Untrusted CA (ignored) AND expired (not ignored): the failure is the expiry.
+    counter = Counter()
+    url = await tls_server(counter.accept, pki.expired)
+    error = await _certificate_error(
+        url, ignorable_server_certificate_errors=[ChainValidationResult.UNTRUSTED]
+    )
+    assert ChainValidationResult.EXPIRED in error.errors
+    assert error.certificate is not None
+    assert error.status is WebErrorStatus.CERTIFICATE_EXPIRED
+    assert counter.requests == 0
+
+
+async def test_ignoring_untrusted_does_not_hide_a_wrong_name(
+    tls_server: TlsServer, pki: Pki
+) -> None:
+    counter = Counter()
+    url = await tls_server(counter.accept, pki.other_name)
+    error = await _certificate_error(
+        url, ignorable_server_certificate_errors=[ChainValidationResult.UNTRUSTED]
+    )
+    assert ChainValidationResult.INVALID_NAME in error.errors
+    assert error.status is WebErrorStatus.CERTIFICATE_COMMON_NAME_IS_INCORRECT
+    assert counter.requests == 0
+
+
+# -- custom validation --------------------------------------------------------------------------
+
+
+async def test_custom_validation_sync_reject(
+    tls_server: TlsServer, pki: Pki, trusting: ssl.SSLContext
+) -> None:
+    counter = Counter()
+    url = await tls_server(counter.accept, pki.server)
+    seen: list[ServerCustomValidationRequest] = []
+
+    def validate(request: ServerCustomValidationRequest) -> None:
+        seen.append(request)
+        request.reject()
+
+    ws = trio_mws.MessageWebSocket(trio_mws.MessageWebSocketControl(ssl_context=trusting))
+    ws.server_custom_validation_requested = validate
+    async with ws:
+        with pytest.raises(CertificateRejected) as info:
+            await ws.connect(url)
+    assert isinstance(info.value, CertificateError)
+    assert len(seen) == 1
+    request = seen[0]
+    assert request.server_certificate.public_bytes(Encoding.DER) == _der(pki.server)
+    assert request.server_certificate_errors == ()
+    assert request.server_certificate_error_severity is SocketSslErrorSeverity.NONE
+    assert counter.requests == 0  # rejected before the upgrade request was sent
+
+
+async def test_custom_validation_async_reject(
+    tls_server: TlsServer, pki: Pki, trusting: ssl.SSLContext
+) -> None:
+    url = await tls_server(accept_and_close, pki.server)
+
+    async def validate(request: ServerCustomValidationRequest) -> None:
+        await trio.lowlevel.checkpoint()
+        request.reject()
+
+    ws = trio_mws.MessageWebSocket(trio_mws.MessageWebSocketControl(ssl_context=trusting))
+    ws.server_custom_validation_requested = validate
+    async with ws:
+        with pytest.raises(CertificateRejected):
+            await ws.connect(url)
+        assert state(ws) is trio_mws.WebSocketState.CONNECTING
+
+
+async def test_custom_validation_accepts(
+    tls_server: TlsServer, pki: Pki, trusting: ssl.SSLContext
+) -> None:
+    url = await tls_server(accept_and_close, pki.server)
+    calls: list[str] = []
+
+    async def validate(request: ServerCustomValidationRequest) -> None:
+        await trio.lowlevel.checkpoint()
+        calls.append(_common_name(request.server_certificate))
+
+    ws = trio_mws.MessageWebSocket(trio_mws.MessageWebSocketControl(ssl_context=trusting))
+    ws.server_custom_validation_requested = validate
+    async with ws:
+        await ws.connect(url)
+        assert state(ws) is trio_mws.WebSocketState.OPEN
+    assert calls == [SERVER_CN]
+
+
+async def test_custom_validation_sees_ignored_errors(tls_server: TlsServer, pki: Pki) -> None:
+    url = await tls_server(accept_and_close, pki.server)
+    seen: list[tuple[tuple[ChainValidationResult, ...], SocketSslErrorSeverity]] = []
+
+    def validate(request: ServerCustomValidationRequest) -> None:
+        seen.append((request.server_certificate_errors, request.server_certificate_error_severity))
+
+    ws = trio_mws.MessageWebSocket()
+    ws.control.ignorable_server_certificate_errors.append(ChainValidationResult.UNTRUSTED)
+    ws.server_custom_validation_requested = validate
+    async with ws:
+        await ws.connect(url)
+    assert seen == [((ChainValidationResult.UNTRUSTED,), SocketSslErrorSeverity.IGNORABLE)]
+
+
+async def test_custom_validation_not_called_when_default_validation_fails(
+    tls_server: TlsServer, pki: Pki
+) -> None:
+    url = await tls_server(accept_and_close, pki.server)
+    calls: list[ServerCustomValidationRequest] = []
+    ws = trio_mws.MessageWebSocket()
+    ws.server_custom_validation_requested = calls.append
+    async with ws:
+        with pytest.raises(CertificateError) as info:
+            await ws.connect(url)
+    assert type(info.value) is CertificateError  # not CertificateRejected
+    assert calls == []
+
+
+# -- mutual TLS ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def client_pem(pki: Pki, tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "client.pem"
+    pki.client.private_key_and_cert_chain_pem.write_to_path(str(path))
+    yield path
+
+
+async def test_client_certificate(
+    tls_server: TlsServer, pki: Pki, trusting: ssl.SSLContext, client_pem: Path
+) -> None:
+    peers: list[str] = []
+
+    async def handler(peer: RawPeer) -> None:
+        tls = cast(trio.SSLStream[trio.SocketStream], peer.stream)
+        cert = tls.getpeercert()
+        subject = dict(item[0] for item in cert["subject"]) if cert else {}
+        peers.append(str(subject.get("commonName")))
+        await accept_and_close(peer)
+
+    url = await tls_server(handler, pki.server, pki.ca)
+    control = trio_mws.MessageWebSocketControl(
+        ssl_context=trusting, client_certificate=trio_mws.ClientCertificate(client_pem)
+    )
+    async with trio_mws.open_message_websocket(url, control=control) as ws:
+        assert state(ws) is trio_mws.WebSocketState.OPEN
+    assert peers == [CLIENT_CN]
+
+
+async def test_client_certificate_missing(
+    tls_server: TlsServer, pki: Pki, trusting: ssl.SSLContext
+) -> None:
+    counter = Counter()
+    url = await tls_server(counter.accept, pki.server, pki.ca)
+    with pytest.raises(ConnectError) as info:
+        async with trio_mws.open_message_websocket(url, ssl_context=trusting):
+            pass
+    assert info.value.__cause__ is not None
+    assert counter.requests == 0
+
+
+async def test_client_certificate_file_missing(
+    tls_server: TlsServer, pki: Pki, tmp_path: Path
+) -> None:
+    url = await tls_server(accept_and_close, pki.server)
+    control = trio_mws.MessageWebSocketControl(
+        client_certificate=trio_mws.ClientCertificate(tmp_path / "missing.pem")
+    )
+    with pytest.raises(ValueError, match="client certificate"):
+        async with trio_mws.open_message_websocket(url, control=control):
+            pass
+
+
+# -- redirects across schemes -------------------------------------------------------------------
+
+
+async def test_wss_to_ws_redirect_is_refused(
+    tls_server: TlsServer, raw_server: RawServer, pki: Pki, trusting: ssl.SSLContext
+) -> None:
+    plain = Counter()
+    plain_url = await raw_server(plain.accept)
+
+    async def redirect(peer: RawPeer) -> None:
+        await answer(
+            peer,
+            f"HTTP/1.1 302 Found\r\nLocation: {plain_url}\r\nContent-Length: 0\r\n\r\n".encode(),
+        )
+
+    url = await tls_server(redirect, pki.server)
+    with pytest.raises(HandshakeError) as info:
+        async with trio_mws.open_message_websocket(url, ssl_context=trusting):
+            pass
+    assert info.value.status is WebErrorStatus.HTTPS_TO_HTTP_ON_REDIRECTION
+    assert info.value.status_code == 302
+    assert plain.requests == 0
+
+
+async def test_ws_to_wss_redirect_is_followed(
+    tls_server: TlsServer, raw_server: RawServer, pki: Pki, trusting: ssl.SSLContext
+) -> None:
+    secure_url = await tls_server(accept_and_close, pki.server)
+
+    async def redirect(peer: RawPeer) -> None:
+        await answer(
+            peer,
+            f"HTTP/1.1 301 Moved\r\nLocation: {secure_url}\r\nContent-Length: 0\r\n\r\n".encode(),
+        )
+
+    url = await raw_server(redirect)
+    async with trio_mws.open_message_websocket(url, ssl_context=trusting) as ws:
+        assert ws.information.server_certificate is not None
+        assert ws.information.remote_address is not None
+        assert f":{ws.information.remote_address[1]}/" in secure_url
