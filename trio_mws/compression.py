@@ -1,27 +1,46 @@
-"""permessage-deflate (RFC 7692) negotiation for the client side.
+"""permessage-deflate (RFC 7692) for the client side.
 
 The compression itself is wsproto's. What wsproto does not do, we do: check the server's
-answer strictly, and bound decompression. The bound works by feeding the engine at most
-:data:`COMPRESSED_FEED_SIZE` bytes at a time while compression is on; since deflate expands at
-most 1032:1, one feed can never produce more than ~16.5 MiB, and the reader checks
-``max_message_size`` after every feed.
+answer strictly, keep a compressed message's state across interleaved control frames, and
+bound decompression. The bound works by feeding the engine small slices of received bytes
+while compression is on (:func:`feed_size`): deflate expands at most 1032:1, so one slice can
+never inflate to more than the chunk limit, and the reader checks sizes after every slice.
 """
 
 from __future__ import annotations
 
+import re
+
 from wsproto.extensions import PerMessageDeflate
+from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
 
-__all__ = ["COMPRESSED_FEED_SIZE", "ClientPerMessageDeflate"]
+__all__ = ["ClientPerMessageDeflate", "feed_size"]
 
+#: Deflate's worst-case expansion: one input byte never yields more output than this.
+MAX_EXPANSION = 1032
 #: Largest slice of received bytes handed to the engine at once when compression is on.
-COMPRESSED_FEED_SIZE = 16 * 1024
+MAX_FEED = 16 * 1024
+#: Largest piece of decompressed data PARTIAL_MESSAGE mode produces per slice.
+PARTIAL_INFLATE_LIMIT = 1024 * 1024
 
 _FLAGS = ("server_no_context_takeover", "client_no_context_takeover")
 _BITS = ("server_max_window_bits", "client_max_window_bits")
+_WINDOW = re.compile(r"[1-9][0-9]?")  # RFC 7692 section 7.1.2: no leading zeros
+_NO_BITS = RsvBits(False, False, False)
+
+
+def feed_size(inflate_limit: int | None) -> int:
+    """Slice size so that one slice inflates to at most ``inflate_limit`` bytes."""
+    if inflate_limit is None:
+        return MAX_FEED
+    return max(64, min(MAX_FEED, inflate_limit // MAX_EXPANSION))
 
 
 class ClientPerMessageDeflate(PerMessageDeflate):
-    """wsproto's permessage-deflate with a client offer and a strict check of the answer."""
+    """wsproto's permessage-deflate with a client offer, a strict check of the answer, and
+    control frames kept out of the message's compression state."""
+
+    _in_control = False
 
     def offer(self) -> str:
         """The extension offer: we accept any window size the server asks us to use."""
@@ -41,7 +60,7 @@ class ClientPerMessageDeflate(PerMessageDeflate):
                     return False
                 setattr(self, name, True)
             elif name in _BITS:
-                if not value.isdigit() or not 8 <= int(value) <= 15:
+                if not _WINDOW.fullmatch(value) or not 8 <= int(value) <= 15:
                     return False
                 # zlib cannot use an 8-bit window for raw deflate: 9 is its smallest, and
                 # a 9-bit decoder reads what an 8-bit encoder writes.
@@ -50,3 +69,35 @@ class ClientPerMessageDeflate(PerMessageDeflate):
                 return False
         self._enabled = True
         return True
+
+    # wsproto resets a message's "compressed" flag when any frame completes, including a
+    # ping between two fragments; control frames must leave that state alone.
+
+    def frame_inbound_header(
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
+        payload_length: int,
+    ) -> CloseReason | RsvBits:
+        """Remember whether this frame is a control frame; check RSV1 as RFC 7692 says."""
+        self._in_control = opcode.iscontrol()
+        if self._in_control:
+            return CloseReason.PROTOCOL_ERROR if rsv.rsv1 else _NO_BITS
+        return super().frame_inbound_header(proto, opcode, rsv, payload_length)
+
+    def frame_inbound_payload_data(
+        self, proto: FrameDecoder | FrameProtocol, data: bytes
+    ) -> bytes | CloseReason:
+        """Inflate data frames' payload; control frames pass untouched."""
+        if self._in_control:
+            return data
+        return super().frame_inbound_payload_data(proto, data)
+
+    def frame_inbound_complete(
+        self, proto: FrameDecoder | FrameProtocol, fin: bool
+    ) -> bytes | CloseReason | None:
+        """Finish a data frame; a control frame's end changes nothing."""
+        if self._in_control:
+            return None
+        return super().frame_inbound_complete(proto, fin)

@@ -21,7 +21,7 @@ from wsproto.extensions import Extension
 from wsproto.frame_protocol import CloseReason
 
 from .certificates import CustomValidator
-from .compression import COMPRESSED_FEED_SIZE, ClientPerMessageDeflate
+from .compression import PARTIAL_INFLATE_LIMIT, ClientPerMessageDeflate, feed_size
 from .control import MessageWebSocketControl
 from .enums import MessageWebSocketReceiveMode, SocketMessageType, WebErrorStatus, WebSocketState
 from .errors import ConnectError, ConnectionClosed, MessageTooBig, WebSocketError
@@ -30,7 +30,7 @@ from .frames import OP_BINARY, OP_CONTINUATION, OP_TEXT, encode_frame
 from .handshake import check_request_header
 from .information import MessageWebSocketInformation
 from .keepalive import run_keepalive
-from .limits import MessageSizeGuard
+from .limits import BAD_GATEWAY, EngineGuard
 from .opening import open_connection
 from .status import classify
 from .uri import parse_uri
@@ -244,14 +244,19 @@ class MessageWebSocket(trio.abc.AsyncResource):
         self._stream = opened.stream
         self._deflate = opened.upgrade.deflate
         extensions: list[Extension] = [self._deflate] if self._deflate is not None else []
-        limit = self.control.max_message_size
-        if (
-            limit is not None
-            and self.control.receive_mode is MessageWebSocketReceiveMode.FULL_MESSAGE
-        ):
-            extensions.append(MessageSizeGuard(limit))
+        full = self.control.receive_mode is MessageWebSocketReceiveMode.FULL_MESSAGE
+        self._guard = EngineGuard(self.control.max_message_size if full else None)
+        extensions.append(self._guard)
         self._engine = Connection(ConnectionType.CLIENT, extensions)
         self._writer = FrameWriter(opened.stream, self._on_write_error)
+        # With compression, the engine gets small slices so that one never inflates beyond
+        # the chunk limit (see compression.py); without, whole reads.
+        self._feed_size = RECEIVE_SIZE
+        if self._deflate is not None:
+            inflate_limit = self.control.max_message_size
+            if self.control.receive_mode is MessageWebSocketReceiveMode.PARTIAL_MESSAGE:
+                inflate_limit = min(inflate_limit or PARTIAL_INFLATE_LIMIT, PARTIAL_INFLATE_LIMIT)
+            self._feed_size = feed_size(inflate_limit)
         self._events_in, self._events_out = trio.open_memory_channel[MessageReceived](
             self.control.message_queue_size
         )
@@ -571,13 +576,14 @@ class MessageWebSocket(trio.abc.AsyncResource):
     async def _feed(self, data: bytes) -> None:
         engine = self._engine
         assert engine is not None
-        if self._deflate is None or len(data) <= COMPRESSED_FEED_SIZE:
+        size = self._feed_size
+        if len(data) <= size:
             engine.receive_data(data)
             await self._process_events()
             return
         view = memoryview(data)
-        for start in range(0, len(data), COMPRESSED_FEED_SIZE):
-            engine.receive_data(bytes(view[start : start + COMPRESSED_FEED_SIZE]))
+        for start in range(0, len(data), size):
+            engine.receive_data(bytes(view[start : start + size]))
             await self._process_events()
             if self._closed is not None:
                 return
@@ -596,6 +602,9 @@ class MessageWebSocket(trio.abc.AsyncResource):
                 )
             elif isinstance(event, Ping):
                 self._write_control(event.response())
+                writer = self._writer
+                if writer is not None and writer.must_wait():  # a ping flood, unread pongs
+                    await writer.wait_for_space()
             elif isinstance(event, Pong):
                 self._on_pong(bytes(event.payload))
             elif isinstance(event, CloseConnection):
@@ -682,6 +691,9 @@ class MessageWebSocket(trio.abc.AsyncResource):
                 close_code=code,
             )
         code = int(event.code)
+        if code == CloseReason.INTERNAL_ERROR and self._guard.saw_bad_gateway:
+            code = BAD_GATEWAY
+            event = CloseConnection(code, event.reason)
         reason = event.reason or ""
         if self._debug:
             logger.debug("< close %d %r", code, reason)
