@@ -19,7 +19,7 @@ __all__ = ["ClientPerMessageDeflate", "feed_size"]
 #: Deflate's worst-case expansion: one input byte never yields more output than this.
 MAX_EXPANSION = 1032
 #: Largest slice of received bytes handed to the engine at once when compression is on.
-MAX_FEED = 16 * 1024
+MAX_FEED = 4 * 1024
 #: Largest piece of decompressed data PARTIAL_MESSAGE mode produces per slice.
 PARTIAL_INFLATE_LIMIT = 1024 * 1024
 

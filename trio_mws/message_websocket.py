@@ -312,19 +312,28 @@ class MessageWebSocket(trio.abc.AsyncResource):
         raise self._closed_error()
 
     async def _wait_turn(self) -> None:
-        """Wait while another task's fragmented message is in progress."""
+        """Wait until no other task's fragmented message is in progress and the write queue
+        has room — both at once: a fragmented message may start while we wait for room."""
         me = trio.lowlevel.current_task()
-        while self._fragment_owner is not None:
-            if self._fragment_owner is me:
+        while True:
+            owner = self._fragment_owner
+            if owner is me:
                 raise RuntimeError(
                     "a fragmented message is in progress in this task: "
                     "finish it with send_final_frame() first"
                 )
-            await self._fragment_done.park()
-        if self._writer is not None and self._writer.must_wait():
-            await self._writer.wait_for_space()
+            if owner is not None:
+                await self._fragment_done.park()
+            elif self._writer is not None and self._writer.must_wait():
+                await self._writer.wait_for_space()
+            else:
+                return
 
-    async def send(self, data: str | bytes, message_type: SocketMessageType | None = None) -> None:
+    async def send(
+        self,
+        data: str | bytes | bytearray | memoryview,
+        message_type: SocketMessageType | None = None,
+    ) -> None:
         """Send one complete message: ``str`` as UTF8, bytes as ``message_type`` or
         ``control.message_type``.
 
@@ -370,7 +379,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         )
         return bytes(data), rsv.rsv1
 
-    async def send_nonfinal_frame(self, data: str | bytes) -> int:
+    async def send_nonfinal_frame(self, data: str | bytes | bytearray | memoryview) -> int:
         """Send one frame of a fragmented message with FIN=0; returns the payload length.
 
         The first frame's type comes from the data (``str``: UTF8, bytes:
@@ -379,11 +388,11 @@ class MessageWebSocket(trio.abc.AsyncResource):
         """
         return await self._send_fragment(data, fin=False)
 
-    async def send_final_frame(self, data: str | bytes) -> int:
+    async def send_final_frame(self, data: str | bytes | bytearray | memoryview) -> int:
         """Send the frame with FIN=1 that ends a message (or a whole one-frame message)."""
         return await self._send_fragment(data, fin=True)
 
-    async def _send_fragment(self, data: str | bytes, *, fin: bool) -> int:
+    async def _send_fragment(self, data: str | bytes | bytearray | memoryview, *, fin: bool) -> int:
         me = trio.lowlevel.current_task()
         payload, kind = self._payload(data, None)
         await trio.lowlevel.checkpoint_if_cancelled()

@@ -21,6 +21,8 @@ class MessageOutputStream(trio.abc.SendStream):
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send ``data`` as one message (``ConnectionClosed`` once closed)."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"send_all takes bytes-like data, not {type(data).__name__}")
         await self._ws.send(bytes(data))
 
     async def wait_send_all_might_not_block(self) -> None:
