@@ -50,8 +50,14 @@ mask: Callable[[bytes, bytes], bytes] = _load_masker()
 _SMALL = 1024  # below this, masking in Python is cheaper than calling out
 
 
-def encode_frame(opcode: int, payload: bytes, fin: bool, rsv1: bool = False) -> bytes:
-    """One masked client frame: header, fresh random key, masked payload."""
+def encode_frame(
+    opcode: int, payload: bytes, fin: bool, rsv1: bool = False
+) -> tuple[bytes] | tuple[bytes, bytes]:
+    """One masked client frame: header, fresh random key, masked payload.
+
+    A small frame comes as one part; a large one as two (header and key, masked payload),
+    so that the payload is never copied again to be joined.
+    """
     first = opcode | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
     length = len(payload)
     key = os.urandom(4)
@@ -61,5 +67,6 @@ def encode_frame(opcode: int, payload: bytes, fin: bool, rsv1: bool = False) -> 
         header = _pack_short(first, 0xFE, length)
     else:
         header = _pack_long(first, 0xFF, length)
-    masked = _mask_python(payload, key) if length < _SMALL else mask(payload, key)
-    return header + key + masked
+    if length < _SMALL:
+        return (header + key + _mask_python(payload, key),)
+    return header + key, mask(payload, key)

@@ -41,7 +41,7 @@ __all__ = ["MessageWebSocket"]
 logger = logging.getLogger("trio_mws")
 
 #: Bytes asked of the socket per read: large, so big messages need few reads.
-RECEIVE_SIZE = 256 * 1024
+RECEIVE_SIZE = 64 * 1024  # larger reads cost a mmap per read in CPython
 
 _VALID_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
 
@@ -113,6 +113,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         self._nursery: trio.Nursery | None = None
         self._nursery_manager: Any = None
         self._stream: trio.abc.Stream | None = None
+        self._fd: int | None = None  # for direct reads and writes, while the socket is open
         self._engine: Connection | None = None
         self._deflate: ClientPerMessageDeflate | None = None
         self._writer: FrameWriter | None = None
@@ -206,8 +207,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
                 raise cancelled.exceptions[0] from None
         finally:
             self._nursery_manager = self._nursery = None
-            if self._stream is not None:  # never leave the socket to the garbage collector
-                await trio.aclose_forcefully(self._stream)
+            await self._close_stream()  # never leave the socket to the garbage collector
             self._state = WebSocketState.CLOSED if self._used else self._state
 
     # -- connecting --------------------------------------------------------------------------
@@ -248,7 +248,11 @@ class MessageWebSocket(trio.abc.AsyncResource):
         self._guard = EngineGuard(self.control.max_message_size if full else None)
         extensions.append(self._guard)
         self._engine = Connection(ConnectionType.CLIENT, extensions)
-        self._writer = FrameWriter(opened.stream, self._on_write_error)
+        # On POSIX, a plain TCP socket is read and written with direct non-blocking system
+        # calls on its descriptor (see writer.py); TLS goes through the trio stream.
+        if isinstance(opened.stream, trio.SocketStream) and os.name == "posix":
+            self._fd = opened.stream.socket.fileno()
+        self._writer = FrameWriter(opened.stream, self._on_write_error, self._fd)
         # With compression, the engine gets small slices so that one never inflates beyond
         # the chunk limit (see compression.py); without, whole reads.
         self._feed_size = RECEIVE_SIZE
@@ -358,7 +362,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
             payload, rsv1 = self._compress(opcode, payload, fin)
         else:
             rsv1 = False
-        self._writer.write(encode_frame(opcode, payload, fin, rsv1))
+        self._writer.write(*encode_frame(opcode, payload, fin, rsv1))
         info = self.information
         info.bytes_sent += len(payload)
         if fin:
@@ -563,14 +567,14 @@ class MessageWebSocket(trio.abc.AsyncResource):
                 await self._feed(trailing)
             while self._closed is None:
                 try:
-                    data = await self._stream.receive_some(RECEIVE_SIZE)
+                    data = await self._receive()
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                     self._lost(exc)
                     return
                 if not data:
                     self._lost(None)
                     return
-                await self._feed(bytes(data))
+                await self._feed(data)
             await self._wait_for_eof()
         except _Fail:
             pass
@@ -581,6 +585,25 @@ class MessageWebSocket(trio.abc.AsyncResource):
                 self._failure.__cause__ = exc
         finally:
             self._finish()
+
+    async def _receive(self) -> bytes:
+        """The next bytes from the server (``b""`` at EOF)."""
+        if self._fd is None:
+            return bytes(await self._stream.receive_some(RECEIVE_SIZE))  # type: ignore[union-attr]
+        while True:
+            fd = self._fd
+            if fd is None:
+                raise trio.ClosedResourceError("the socket was closed")
+            try:
+                data = os.read(fd, RECEIVE_SIZE)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(fd)
+                continue
+            if len(data) == RECEIVE_SIZE:  # more is waiting: let other tasks run first
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            assert self._writer is not None
+            self._writer.allow_direct()
+            return data
 
     async def _feed(self, data: bytes) -> None:
         engine = self._engine
@@ -721,10 +744,9 @@ class MessageWebSocket(trio.abc.AsyncResource):
 
     async def _wait_for_eof(self) -> None:
         """After the close handshake: the server closes TCP first; wait for it, bounded."""
-        assert self._stream is not None
         with trio.move_on_after(self.control.close_timeout):
             try:
-                while await self._stream.receive_some(RECEIVE_SIZE):
+                while await self._receive():
                     pass
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 pass
@@ -776,9 +798,17 @@ class MessageWebSocket(trio.abc.AsyncResource):
                 with trio.move_on_after(min(1.0, self.control.close_timeout)):
                     await self._writer.flush()
         finally:
-            if self._stream is not None:
-                await trio.aclose_forcefully(self._stream)
+            await self._close_stream()
             self._finished.set()
+
+    async def _close_stream(self) -> None:
+        """Close the socket, the only way it is closed: the writer lets go of the file
+        descriptor first (a closed descriptor's number may be reused at once)."""
+        self._fd = None
+        if self._writer is not None:
+            self._writer.detach()
+        if self._stream is not None:
+            await trio.aclose_forcefully(self._stream)
 
     def _on_write_error(self, exc: BaseException) -> None:
         if self._state is WebSocketState.CLOSED or self._failure is not None:
@@ -790,8 +820,8 @@ class MessageWebSocket(trio.abc.AsyncResource):
             error = ConnectionClosed(f"the connection was lost while writing: {exc}", status)
             error.__cause__ = exc
             self._failure = error
-        if self._stream is not None and self._nursery is not None:
-            self._nursery.start_soon(trio.aclose_forcefully, self._stream)
+        if self._nursery is not None:
+            self._nursery.start_soon(self._close_stream)
 
     # -- closing -----------------------------------------------------------------------------
 
@@ -855,8 +885,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
                     "the connection was aborted locally", WebErrorStatus.CONNECTION_ABORTED
                 )
             self._state = WebSocketState.CLOSED
-        if self._stream is not None:
-            await trio.aclose_forcefully(self._stream)
+        await self._close_stream()
         if self._events_in is not None:
             self._events_in.close()
         self._finished.set()
