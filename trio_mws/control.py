@@ -83,6 +83,32 @@ class MessageWebSocketControl:
     Values are checked when set (``TypeError``/``ValueError``).
     """
 
+    __slots__ = (
+        "_actual_unsolicited_pong_interval",
+        "_frozen",
+        "client_certificate",
+        "close_timeout",
+        "compression",
+        "connect_timeout",
+        "desired_unsolicited_pong_interval",
+        "ignorable_server_certificate_errors",
+        "max_message_size",
+        "max_redirects",
+        "message_queue_size",
+        "message_type",
+        "origin",
+        "outbound_buffer_size_in_bytes",
+        "ping_interval",
+        "ping_timeout",
+        "proxy",
+        "proxy_credential",
+        "receive_mode",
+        "server_credential",
+        "ssl_context",
+        "supported_protocols",
+        "user_agent",
+    )
+
     message_type: SocketMessageType
     receive_mode: MessageWebSocketReceiveMode
     max_message_size: int | None
@@ -141,6 +167,7 @@ class MessageWebSocketControl:
     # -- validation -------------------------------------------------------------------------
 
     _frozen: bool
+    _actual_unsolicited_pong_interval: float | None
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "actual_unsolicited_pong_interval":
@@ -156,8 +183,7 @@ class MessageWebSocketControl:
     @property
     def actual_unsolicited_pong_interval(self) -> float | None:
         """The unsolicited pong interval in use after connect (``None``: none sent)."""
-        value: float | None = self._actual_unsolicited_pong_interval  # type: ignore[attr-defined]
-        return value
+        return self._actual_unsolicited_pong_interval
 
     def _freeze(self) -> None:
         """Freeze the control for a connect attempt, checking the lists mutated in place."""

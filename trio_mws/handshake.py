@@ -58,9 +58,10 @@ def accept_for(key: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class UpgradeResult:
-    """A finished upgrade: the response, the negotiated options and bytes read past it."""
+    """A finished upgrade: the response head (kept raw: parsed again only if asked for), the
+    negotiated options and the bytes read past it."""
 
-    response: HandshakeResponse
+    head: bytes
     protocol: str | None
     deflate: ClientPerMessageDeflate | None
     trailing: bytes
@@ -135,6 +136,7 @@ class _Reader:
         self.stream = stream
         self.buffer = bytearray()
         self.eof = False
+        self.head = b""
 
     async def fill(self) -> None:
         try:
@@ -203,8 +205,8 @@ class _Reader:
 async def read_response(stream: trio.abc.Stream) -> tuple[HandshakeResponse, _Reader]:
     """Read and parse the response head; the reader keeps what follows it."""
     reader = _Reader(stream)
-    head = await reader.read_head()
-    return parse_head(head), reader
+    reader.head = await reader.read_head()
+    return parse_head(reader.head), reader
 
 
 def _header_values(response: HandshakeResponse, name: str) -> list[str]:
@@ -269,4 +271,4 @@ async def upgrade(
     if response.status_code != 101:
         return response, await reader.read_body(response)
     protocol, accepted = check_upgrade(response, key, control.supported_protocols, deflate)
-    return response, UpgradeResult(response, protocol, accepted, bytes(reader.buffer))
+    return response, UpgradeResult(reader.head, protocol, accepted, bytes(reader.buffer))

@@ -84,7 +84,6 @@ class MessageWebSocketInformation:
     local_address: tuple[str, int] | None = None
     remote_address: tuple[str, int] | None = None
     protocol: str | None = None
-    handshake_response: HandshakeResponse | None = None
     server_certificate: Certificate | None = None
     server_intermediate_certificates: tuple[Certificate, ...] = ()
     server_certificate_errors: tuple[ChainValidationResult, ...] = ()
@@ -95,6 +94,18 @@ class MessageWebSocketInformation:
     bytes_sent: int = 0
     bytes_received: int = 0
     _socket: socket.socket | None = field(default=None, repr=False)
+    # The 101 response's head, raw: parsed when first asked for (idle sockets stay small).
+    _handshake_head: bytes | None = field(default=None, repr=False)
+    _handshake_response: HandshakeResponse | None = field(default=None, repr=False)
+
+    @property
+    def handshake_response(self) -> HandshakeResponse | None:
+        """The server's answer to the upgrade request (``None`` before the upgrade)."""
+        if self._handshake_response is None and self._handshake_head is not None:
+            from .handshake import parse_head
+
+            self._handshake_response = parse_head(self._handshake_head)
+        return self._handshake_response
 
     @property
     def bandwidth_statistics(self) -> BandwidthStatistics:

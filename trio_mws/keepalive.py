@@ -15,25 +15,23 @@ from .errors import ConnectionClosed
 if TYPE_CHECKING:
     from .message_websocket import MessageWebSocket
 
-__all__ = ["run_keepalive"]
+__all__ = ["start_keepalive"]
 
 logger = logging.getLogger("trio_mws")
 
 
-async def run_keepalive(ws: MessageWebSocket) -> None:
-    """Keep ``ws`` alive until it is no longer open.
+def start_keepalive(ws: MessageWebSocket, nursery: trio.Nursery) -> None:
+    """Start the keepalive tasks ``ws.control`` asks for, in the socket's nursery.
 
     Every ``ping_interval`` seconds a ping is sent; if its pong does not arrive within
     ``ping_timeout``, the connection fails with status TIMEOUT (close code 1011) — unless the
     reader is paused because the application is not reading, which is not the server's fault.
-    Unsolicited pongs (a one-way heartbeat) run in their own loop.
+    Unsolicited pongs (a one-way heartbeat) run in a loop of their own.
     """
-    async with trio.open_nursery() as nursery:
-        if ws.control.actual_unsolicited_pong_interval:
-            nursery.start_soon(_unsolicited_pongs, ws, ws.control.actual_unsolicited_pong_interval)
-        if ws.control.ping_interval:
-            await _pings(ws, ws.control.ping_interval, ws.control.ping_timeout)
-            nursery.cancel_scope.cancel()
+    if ws.control.ping_interval:
+        nursery.start_soon(_pings, ws, ws.control.ping_interval, ws.control.ping_timeout)
+    if ws.control.actual_unsolicited_pong_interval:
+        nursery.start_soon(_unsolicited_pongs, ws, ws.control.actual_unsolicited_pong_interval)
 
 
 async def _unsolicited_pongs(ws: MessageWebSocket, interval: float) -> None:

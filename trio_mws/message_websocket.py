@@ -29,7 +29,7 @@ from .events import Closed, MessageReceived
 from .frames import OP_BINARY, OP_CONTINUATION, OP_TEXT, encode_frame
 from .handshake import check_request_header
 from .information import MessageWebSocketInformation
-from .keepalive import run_keepalive
+from .keepalive import start_keepalive
 from .limits import BAD_GATEWAY, EngineGuard
 from .opening import open_connection
 from .status import classify
@@ -97,6 +97,41 @@ class MessageWebSocket(trio.abc.AsyncResource):
     trio-native; every network failure is a :class:`WebSocketError` with a status.
     """
 
+    # Slots: thousands of idle connections should cost as little memory as possible.
+    __slots__ = (
+        "_close_sent",
+        "_closed",
+        "_connecting",
+        "_debug",
+        "_deflate",
+        "_deliver_scope",
+        "_engine",
+        "_events_in",
+        "_events_out",
+        "_failure",
+        "_fd",
+        "_feed_size",
+        "_finished",
+        "_fragment_done",
+        "_fragment_owner",
+        "_fragment_text",
+        "_guard",
+        "_headers",
+        "_nursery",
+        "_nursery_manager",
+        "_parts",
+        "_pings",
+        "_reader_paused",
+        "_size",
+        "_state",
+        "_stream",
+        "_used",
+        "_writer",
+        "control",
+        "information",
+        "server_custom_validation_requested",
+    )
+
     def __init__(self, control: MessageWebSocketControl | None = None) -> None:
         if control is not None and not isinstance(control, MessageWebSocketControl):
             raise TypeError("control must be a MessageWebSocketControl")
@@ -131,7 +166,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         # The fragmented message being sent: its owner task, type and UTF-8 checker.
         self._fragment_owner: trio.lowlevel.Task | None = None
         self._fragment_text: codecs.BufferedIncrementalDecoder | None = None
-        self._fragment_done = trio.lowlevel.ParkingLot()
+        self._fragment_done: trio.lowlevel.ParkingLot | None = None  # created when needed
         self._pings: dict[bytes, _PingWaiter] = {}
 
     # -- state -------------------------------------------------------------------------------
@@ -252,7 +287,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         # calls on its descriptor (see writer.py); TLS goes through the trio stream.
         if isinstance(opened.stream, trio.SocketStream) and os.name == "posix":
             self._fd = opened.stream.socket.fileno()
-        self._writer = FrameWriter(opened.stream, self._on_write_error, self._fd)
+        self._writer = FrameWriter(opened.stream, self._on_write_error, self._nursery, self._fd)
         # With compression, the engine gets small slices so that one never inflates beyond
         # the chunk limit (see compression.py); without, whole reads.
         self._feed_size = RECEIVE_SIZE
@@ -266,7 +301,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         )
         info = self.information
         info.protocol = opened.upgrade.protocol
-        info.handshake_response = opened.upgrade.response
+        info._handshake_head = opened.upgrade.head
         info._socket = opened.tcp.socket  # type: ignore[assignment]
         info.local_address = _address(opened.tcp.socket.getsockname())
         info.remote_address = _address(opened.tcp.socket.getpeername())
@@ -283,10 +318,8 @@ class MessageWebSocket(trio.abc.AsyncResource):
             info.protocol,
             "compressed" if self._deflate else "uncompressed",
         )
-        self._nursery.start_soon(self._writer.run)
         self._nursery.start_soon(self._read_loop, opened.upgrade.trailing)
-        if self.control.ping_interval or self.control.actual_unsolicited_pong_interval:
-            self._nursery.start_soon(run_keepalive, self)
+        start_keepalive(self, self._nursery)
 
     def _connect_failed(self) -> None:
         self._connecting = False
@@ -327,6 +360,8 @@ class MessageWebSocket(trio.abc.AsyncResource):
                     "finish it with send_final_frame() first"
                 )
             if owner is not None:
+                if self._fragment_done is None:
+                    self._fragment_done = trio.lowlevel.ParkingLot()
                 await self._fragment_done.park()
             elif self._writer is not None and self._writer.must_wait():
                 await self._writer.wait_for_space()
@@ -430,7 +465,8 @@ class MessageWebSocket(trio.abc.AsyncResource):
         if fin:
             self._fragment_owner = None
             self._fragment_text = None
-            self._fragment_done.unpark_all()
+            if self._fragment_done is not None:
+                self._fragment_done.unpark_all()
         else:
             self._fragment_owner = me
             self._fragment_text = checker
@@ -597,6 +633,8 @@ class MessageWebSocket(trio.abc.AsyncResource):
             try:
                 data = os.read(fd, RECEIVE_SIZE)
             except BlockingIOError:
+                data = None
+            if data is None:  # wait outside the except block: no exception kept alive
                 await trio.lowlevel.wait_readable(fd)
                 continue
             if len(data) == RECEIVE_SIZE:  # more is waiting: let other tasks run first

@@ -43,6 +43,8 @@ class FrameWriter:
     """Queues frames and writes them.
 
     ``fd`` is the socket's file descriptor for direct writes, or ``None`` to use ``stream``.
+    The writer task is started in ``nursery`` the first time something must wait to be
+    written: an idle connection costs no task for it.
     ``on_error`` is called once with the exception that broke the connection; after that
     :meth:`write` drops frames (the connection is failing and callers learn it from the
     connection state). Call :meth:`detach` before the socket is closed: the descriptor is
@@ -53,9 +55,11 @@ class FrameWriter:
         self,
         stream: trio.abc.SendStream,
         on_error: Callable[[BaseException], None],
+        nursery: trio.Nursery,
         fd: int | None = None,
     ) -> None:
         self._stream = stream
+        self._nursery: trio.Nursery | None = nursery
         self._fd = fd
         self._on_error = on_error
         self._chunks: list[Chunk] = []
@@ -63,9 +67,9 @@ class FrameWriter:
         self._writing = False
         self._broken = False
         self._direct_used = False
-        self._work = trio.lowlevel.ParkingLot()
-        self._space = trio.lowlevel.ParkingLot()
-        self._idle = trio.lowlevel.ParkingLot()
+        # Created when first needed (a parking lot costs ~0.5 KiB; idle sockets need none):
+        self._work: trio.lowlevel.ParkingLot | None = None  # the writer task waits for work
+        self._progress: trio.lowlevel.ParkingLot | None = None  # senders wait for the writer
 
     @property
     def queued(self) -> int:
@@ -103,7 +107,13 @@ class FrameWriter:
                 return
         self._chunks.extend(chunks)
         self._queued += sum(len(chunk) for chunk in chunks)
-        if not self._writing:
+        if self._nursery is not None:  # first time: start the writer task
+            nursery, self._nursery = self._nursery, None
+            try:
+                nursery.start_soon(self.run)
+            except RuntimeError as exc:  # the socket's nursery is closing: so is the socket
+                self._fail(exc)
+        elif not self._writing and self._work is not None:
             self._work.unpark()
 
     def allow_direct(self) -> None:
@@ -118,12 +128,21 @@ class FrameWriter:
     async def wait_for_space(self) -> None:
         """Wait until the queue is below the high-water mark (or writing failed)."""
         while self.must_wait():
-            await self._space.park()
+            await self._waiters().park()
 
     async def flush(self) -> None:
         """Wait until everything queued so far was handed to the socket (or writing failed)."""
         while (self._queued or self._writing) and not self._broken:
-            await self._idle.park()
+            await self._waiters().park()
+
+    def _waiters(self) -> trio.lowlevel.ParkingLot:
+        if self._progress is None:
+            self._progress = trio.lowlevel.ParkingLot()
+        return self._progress
+
+    def _wake_waiters(self) -> None:
+        if self._progress is not None:
+            self._progress.unpark_all()
 
     def detach(self) -> None:
         """Stop writing for good (the socket is about to close); wake everyone waiting."""
@@ -131,29 +150,30 @@ class FrameWriter:
         self._fd = None
         self._chunks.clear()
         self._queued = 0
-        self._space.unpark_all()
-        self._idle.unpark_all()
-        self._work.unpark_all()
+        self._wake_waiters()
+        if self._work is not None:
+            self._work.unpark_all()
 
     async def run(self) -> None:
         """The writer task: write whenever something is queued."""
+        self._work = work = trio.lowlevel.ParkingLot()
         try:
             while not self._broken:
                 self._direct_used = False
                 if not self._chunks:
-                    await self._work.park()
+                    await work.park()
                     continue
                 chunks, self._chunks = self._chunks, []
                 self._queued = 0
                 self._writing = True
-                self._space.unpark_all()
+                self._wake_waiters()  # room in the queue again
                 if self._fd is None:
                     await self._stream.send_all(b"".join(chunks))
                 else:
                     await self._write_fd(chunks)
                 self._writing = False
                 if not self._chunks:
-                    self._idle.unpark_all()
+                    self._wake_waiters()  # everything written
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             if not self._broken:
                 self._fail(exc)
@@ -168,6 +188,8 @@ class FrameWriter:
             try:
                 written = os.writev(fd, chunks[:_IOV_MAX])
             except BlockingIOError:
+                written = -1
+            if written < 0:  # wait outside the except block: no exception kept alive
                 await trio.lowlevel.wait_writable(fd)
                 continue
             _drop_written(chunks, written)
