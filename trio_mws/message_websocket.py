@@ -117,8 +117,10 @@ class MessageWebSocket(trio.abc.AsyncResource):
         "_fragment_text",
         "_guard",
         "_headers",
+        "_limit",
         "_nursery",
         "_nursery_manager",
+        "_partial",
         "_parts",
         "_pings",
         "_reader_paused",
@@ -279,8 +281,9 @@ class MessageWebSocket(trio.abc.AsyncResource):
         self._stream = opened.stream
         self._deflate = opened.upgrade.deflate
         extensions: list[Extension] = [self._deflate] if self._deflate is not None else []
-        full = self.control.receive_mode is MessageWebSocketReceiveMode.FULL_MESSAGE
-        self._guard = EngineGuard(self.control.max_message_size if full else None)
+        self._partial = self.control.receive_mode is MessageWebSocketReceiveMode.PARTIAL_MESSAGE
+        self._limit = self.control.max_message_size
+        self._guard = EngineGuard(None if self._partial else self._limit)
         extensions.append(self._guard)
         self._engine = Connection(ConnectionType.CLIENT, extensions)
         # On POSIX, a plain TCP socket is read and written with direct non-blocking system
@@ -335,9 +338,10 @@ class MessageWebSocket(trio.abc.AsyncResource):
                 raise TypeError("str is always sent as UTF8; pass bytes for a BINARY message")
             return data.encode("utf-8"), SocketMessageType.UTF8
         if isinstance(data, (bytes, bytearray, memoryview)):
-            payload = bytes(data)
+            payload = data if type(data) is bytes else bytes(data)
             kind = self.control.message_type if message_type is None else message_type
-            kind = SocketMessageType(kind)
+            if type(kind) is not SocketMessageType:
+                kind = SocketMessageType(kind)  # ValueError for anything but 0 and 1
             return payload, kind
         raise TypeError(f"data must be str or bytes-like, not {type(data).__name__}")
 
@@ -384,8 +388,14 @@ class MessageWebSocket(trio.abc.AsyncResource):
         if kind is SocketMessageType.UTF8 and not isinstance(data, str):
             _check_utf8(payload)
         await trio.lowlevel.checkpoint_if_cancelled()
-        self._check_sendable()
-        if self._fragment_owner is not None or (self._writer and self._writer.must_wait()):
+        writer = self._writer
+        if (
+            self._state is not WebSocketState.OPEN
+            or self._fragment_owner is not None
+            or writer is None
+            or writer.must_wait()
+        ):
+            self._check_sendable()
             await self._wait_turn()
             self._check_sendable()
         self._send_data(OP_TEXT if kind is SocketMessageType.UTF8 else OP_BINARY, payload, True)
@@ -662,13 +672,16 @@ class MessageWebSocket(trio.abc.AsyncResource):
         engine = self._engine
         assert engine is not None
         for event in engine.events():
-            if isinstance(event, TextMessage):
+            if type(event) is BytesMessage:
+                data = event.data
+                await self._on_data(
+                    SocketMessageType.BINARY,
+                    data if type(data) is bytes else bytes(data),
+                    event.message_finished,
+                )
+            elif type(event) is TextMessage:
                 await self._on_data(
                     SocketMessageType.UTF8, event.data.encode("utf-8"), event.message_finished
-                )
-            elif isinstance(event, BytesMessage):
-                await self._on_data(
-                    SocketMessageType.BINARY, bytes(event.data), event.message_finished
                 )
             elif isinstance(event, Ping):
                 self._write_control(event.response())
@@ -684,8 +697,12 @@ class MessageWebSocket(trio.abc.AsyncResource):
     async def _on_data(self, kind: SocketMessageType, data: bytes, finished: bool) -> None:
         info = self.information
         info.bytes_received += len(data)
-        limit = self.control.max_message_size
-        if self.control.receive_mode is MessageWebSocketReceiveMode.PARTIAL_MESSAGE:
+        if finished and not self._parts and not self._partial:  # a whole message in one frame
+            info.messages_received += 1
+            await self._deliver(MessageReceived(kind, data, True))
+            return
+        limit = self._limit
+        if self._partial:
             if finished:
                 info.messages_received += 1
             if limit is not None and len(data) > limit:

@@ -14,7 +14,7 @@ be joined. On other streams (TLS) the writer task hands everything queued to ``s
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import trio
 
@@ -67,6 +67,7 @@ class FrameWriter:
         self._writing = False
         self._broken = False
         self._direct_used = False
+        self._parked = False  # the writer task waits for work
         # Created when first needed (a parking lot costs ~0.5 KiB; idle sockets need none):
         self._work: trio.lowlevel.ParkingLot | None = None  # the writer task waits for work
         self._progress: trio.lowlevel.ParkingLot | None = None  # senders wait for the writer
@@ -88,32 +89,35 @@ class FrameWriter:
         """
         if self._broken:
             return
-        chunks: list[Chunk] = list(parts)
-        if self._fd is not None and not (self._direct_used or self._chunks or self._writing):
+        fd = self._fd
+        if fd is not None and not (self._direct_used or self._chunks or self._writing):
             self._direct_used = True  # later frames of this round are batched
             try:
-                written = (
-                    os.write(self._fd, parts[0])
-                    if len(parts) == 1
-                    else (os.writev(self._fd, parts))
-                )
+                written = os.write(fd, parts[0]) if len(parts) == 1 else os.writev(fd, parts)
             except BlockingIOError:
                 written = 0
             except OSError as exc:
                 self._fail(exc)
                 return
-            _drop_written(chunks, written)
-            if not chunks:
+            if written == sum(map(len, parts)):
                 return
-        self._chunks.extend(chunks)
-        self._queued += sum(len(chunk) for chunk in chunks)
+            rest: list[Chunk] = list(parts)
+            _drop_written(rest, written)
+            self._queue(rest)
+        else:
+            self._queue(parts)
+
+    def _queue(self, parts: Sequence[Chunk]) -> None:
+        self._chunks.extend(parts)
+        self._queued += sum(map(len, parts))
         if self._nursery is not None:  # first time: start the writer task
             nursery, self._nursery = self._nursery, None
             try:
                 nursery.start_soon(self.run)
             except RuntimeError as exc:  # the socket's nursery is closing: so is the socket
                 self._fail(exc)
-        elif not self._writing and self._work is not None:
+        elif self._parked and self._work is not None:
+            self._parked = False
             self._work.unpark()
 
     def allow_direct(self) -> None:
@@ -161,6 +165,7 @@ class FrameWriter:
             while not self._broken:
                 self._direct_used = False
                 if not self._chunks:
+                    self._parked = True
                     await work.park()
                     continue
                 chunks, self._chunks = self._chunks, []
