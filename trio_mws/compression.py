@@ -10,6 +10,7 @@ never inflate to more than the chunk limit, and the reader checks sizes after ev
 from __future__ import annotations
 
 import re
+import zlib
 
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
@@ -22,6 +23,9 @@ MAX_EXPANSION = 1032
 MAX_FEED = 4 * 1024
 #: Largest piece of decompressed data PARTIAL_MESSAGE mode produces per slice.
 PARTIAL_INFLATE_LIMIT = 1024 * 1024
+
+#: zlib memLevel of the compressor (1-9; zlib's default is 8).
+MEM_LEVEL = 5
 
 _FLAGS = ("server_no_context_takeover", "client_no_context_takeover")
 _BITS = ("server_max_window_bits", "client_max_window_bits")
@@ -72,6 +76,22 @@ class ClientPerMessageDeflate(PerMessageDeflate):
 
     # wsproto resets a message's "compressed" flag when any frame completes, including a
     # ping between two fragments; control frames must leave that state alone.
+
+    def frame_outbound(
+        self,
+        proto: FrameDecoder | FrameProtocol,
+        opcode: Opcode,
+        rsv: RsvBits,
+        data: bytes,
+        fin: bool,
+    ) -> tuple[RsvBits, bytes]:
+        """Compress with a smaller compressor state than wsproto's default (memLevel 5: 16 KiB
+        of hash tables instead of 128 KiB per connection), as websockets does."""
+        if self._compressor is None and opcode in (Opcode.TEXT, Opcode.BINARY):
+            self._compressor = zlib.compressobj(
+                zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -self.client_max_window_bits, MEM_LEVEL
+            )
+        return super().frame_outbound(proto, opcode, rsv, data, fin)
 
     def frame_inbound_header(
         self,
