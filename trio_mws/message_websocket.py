@@ -631,6 +631,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
                 self._failure.__cause__ = exc
         finally:
             self._finish()
+            await self._close_transport()  # also when cancelled: it closes the socket anyway
 
     async def _receive(self) -> bytes:
         """The next bytes from the server (``b""`` at EOF)."""
@@ -837,14 +838,12 @@ class MessageWebSocket(trio.abc.AsyncResource):
         raise _Fail
 
     def _finish(self) -> None:
-        """The reader is done: end the event stream and close the transport."""
+        """The reader is done: end the event stream; the transport is closed next."""
         self._state = WebSocketState.CLOSED
         if self._events_in is not None:
             self._events_in.close()
         for waiter in self._pings.values():
             waiter.done.set()  # unanswered: ping() raises ConnectionClosed
-        assert self._nursery is not None  # the reader runs inside it
-        self._nursery.start_soon(self._close_transport)
 
     async def _close_transport(self) -> None:
         """Flush what is queued (a close frame, most often), briefly, then close the socket."""
