@@ -41,7 +41,9 @@ __all__ = ["MessageWebSocket"]
 logger = logging.getLogger("trio_mws")
 
 #: Bytes asked of the socket per read: large, so big messages need few reads.
-RECEIVE_SIZE = 64 * 1024  # larger reads cost a mmap per read in CPython
+RECEIVE_SIZE = 64 * 1024  # larger reads cost a mmap per read in CPython...
+#: ... which is worth it while data streams in: fewer, larger chunks for the engine.
+BULK_RECEIVE_SIZE = 1024 * 1024
 
 _VALID_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
 
@@ -123,6 +125,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         "_partial",
         "_parts",
         "_pings",
+        "_read_size",
         "_reader_paused",
         "_size",
         "_state",
@@ -151,6 +154,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         self._nursery_manager: Any = None
         self._stream: trio.abc.Stream | None = None
         self._fd: int | None = None  # for direct reads and writes, while the socket is open
+        self._read_size = RECEIVE_SIZE
         self._engine: Connection | None = None
         self._deflate: ClientPerMessageDeflate | None = None
         self._writer: FrameWriter | None = None
@@ -292,8 +296,8 @@ class MessageWebSocket(trio.abc.AsyncResource):
             self._fd = opened.stream.socket.fileno()
         self._writer = FrameWriter(opened.stream, self._on_write_error, self._nursery, self._fd)
         # With compression, the engine gets small slices so that one never inflates beyond
-        # the chunk limit (see compression.py); without, whole reads.
-        self._feed_size = RECEIVE_SIZE
+        # the chunk limit (see compression.py).
+        self._feed_size = RECEIVE_SIZE  # the engine copies what it gets: small pieces recycle
         if self._deflate is not None:
             inflate_limit = self.control.max_message_size
             if self.control.receive_mode is MessageWebSocketReceiveMode.PARTIAL_MESSAGE:
@@ -641,15 +645,19 @@ class MessageWebSocket(trio.abc.AsyncResource):
             fd = self._fd
             if fd is None:
                 raise trio.ClosedResourceError("the socket was closed")
+            size = self._read_size
             try:
-                data = os.read(fd, RECEIVE_SIZE)
+                data = os.read(fd, size)
             except BlockingIOError:
                 data = None
             if data is None:  # wait outside the except block: no exception kept alive
                 await trio.lowlevel.wait_readable(fd)
                 continue
-            if len(data) == RECEIVE_SIZE:  # more is waiting: let other tasks run first
+            if len(data) == size:  # more is waiting: read big, but let other tasks run first
+                self._read_size = BULK_RECEIVE_SIZE
                 await trio.lowlevel.cancel_shielded_checkpoint()
+            else:
+                self._read_size = RECEIVE_SIZE
             assert self._writer is not None
             self._writer.allow_direct()
             return data
