@@ -110,6 +110,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         "_engine",
         "_events_in",
         "_events_out",
+        "_extensions",
         "_failure",
         "_fd",
         "_feed_size",
@@ -156,6 +157,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         self._fd: int | None = None  # for direct reads and writes, while the socket is open
         self._read_size = RECEIVE_SIZE
         self._engine: Connection | None = None
+        self._extensions: list[Extension] = []
         self._deflate: ClientPerMessageDeflate | None = None
         self._writer: FrameWriter | None = None
         self._events_in: trio.MemorySendChannel[MessageReceived] | None = None
@@ -289,7 +291,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         self._limit = self.control.max_message_size
         self._guard = EngineGuard(None if self._partial else self._limit)
         extensions.append(self._guard)
-        self._engine = Connection(ConnectionType.CLIENT, extensions)
+        self._extensions = extensions  # the engine is made when first needed: _get_engine()
         # On POSIX, a plain TCP socket is read and written with direct non-blocking system
         # calls on its descriptor (see writer.py); TLS goes through the trio stream.
         if isinstance(opened.stream, trio.SocketStream) and os.name == "posix":
@@ -303,9 +305,6 @@ class MessageWebSocket(trio.abc.AsyncResource):
             if self.control.receive_mode is MessageWebSocketReceiveMode.PARTIAL_MESSAGE:
                 inflate_limit = min(inflate_limit or PARTIAL_INFLATE_LIMIT, PARTIAL_INFLATE_LIMIT)
             self._feed_size = feed_size(inflate_limit)
-        self._events_in, self._events_out = trio.open_memory_channel[MessageReceived](
-            self.control.message_queue_size
-        )
         info = self.information
         info.protocol = opened.upgrade.protocol
         info._handshake_head = opened.upgrade.head
@@ -496,11 +495,12 @@ class MessageWebSocket(trio.abc.AsyncResource):
 
     def _write_control(self, event: Ping | Pong | CloseConnection) -> None:
         """Serialize a control frame with the engine and queue it (choke point, control half)."""
-        assert self._engine is not None and self._writer is not None
+        assert self._writer is not None
+        engine = self._get_engine()
         try:
-            frame = self._engine.send(event)
+            frame = engine.send(event)
         except Exception:  # the engine refuses in a state where the frame is pointless
-            logger.debug("engine refused %r in state %s", event, self._engine.state)
+            logger.debug("engine refused %r in state %s", event, engine.state)
             return
         self._writer.write(frame)
         if self._debug:
@@ -555,9 +555,11 @@ class MessageWebSocket(trio.abc.AsyncResource):
         """
         channel = self._events_out
         if channel is None:
-            if self._state is WebSocketState.CONNECTING:
-                raise RuntimeError("the socket is not connected")
-            raise self._closed_error()
+            if self._stream is None:
+                if self._state is WebSocketState.CONNECTING:
+                    raise RuntimeError("the socket is not connected")
+                raise self._closed_error()
+            channel = self._make_channel()[1]
         await trio.lowlevel.checkpoint_if_cancelled()  # before taking anything: cancel-safe
         try:
             return channel.receive_nowait()
@@ -610,8 +612,30 @@ class MessageWebSocket(trio.abc.AsyncResource):
 
     # -- the reader task ---------------------------------------------------------------------
 
+    # An idle connection costs less with its engine and event channel made only when first
+    # needed: the engine when the first byte arrives or a control frame goes out, the channel
+    # when the first event arrives or the application first waits for one.
+
+    def _get_engine(self) -> Connection:
+        engine = self._engine
+        if engine is None:
+            engine = self._engine = Connection(ConnectionType.CLIENT, self._extensions)
+        return engine
+
+    def _make_channel(
+        self,
+    ) -> tuple[trio.MemorySendChannel[MessageReceived], trio.MemoryReceiveChannel[MessageReceived]]:
+        assert self._events_in is None and self._events_out is None
+        sender, receiver = trio.open_memory_channel[MessageReceived](
+            self.control.message_queue_size
+        )
+        self._events_in, self._events_out = sender, receiver
+        if self._state is WebSocketState.CLOSED:  # nothing arrived and nothing will
+            sender.close()
+        return sender, receiver
+
     async def _read_loop(self, trailing: bytes) -> None:
-        assert self._stream is not None and self._engine is not None
+        assert self._stream is not None
         try:
             if trailing:
                 await self._feed(trailing)
@@ -663,8 +687,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
             return data
 
     async def _feed(self, data: bytes) -> None:
-        engine = self._engine
-        assert engine is not None
+        engine = self._get_engine()
         size = self._feed_size
         if len(data) <= size:
             engine.receive_data(data)
@@ -746,7 +769,8 @@ class MessageWebSocket(trio.abc.AsyncResource):
 
     async def _deliver(self, event: MessageReceived) -> None:
         channel = self._events_in
-        assert channel is not None
+        if channel is None:
+            channel = self._make_channel()[0]
         try:
             channel.send_nowait(event)
             return
@@ -897,7 +921,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         closes (abruptly).
         """
         check_close_arguments(code, reason)
-        if self._engine is None:  # never connected
+        if self._stream is None:  # never connected
             await trio.lowlevel.checkpoint()
             if not self._connecting:
                 self._used = True
@@ -937,7 +961,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
 
     async def _abort(self) -> None:
         """Close the TCP connection now, without a handshake."""
-        if self._engine is None:
+        if self._stream is None:
             return
         if self._deliver_scope is not None:
             self._deliver_scope.cancel()
