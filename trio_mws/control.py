@@ -160,8 +160,9 @@ class MessageWebSocketControl:
         unknown = set(fields) - set(defaults)
         if unknown:
             raise TypeError(f"unknown control field(s): {', '.join(sorted(unknown))}")
-        defaults.update(fields)
-        for name, value in defaults.items():
+        for name, value in defaults.items():  # the defaults are valid: no checks needed
+            object.__setattr__(self, name, value)
+        for name, value in fields.items():
             setattr(self, name, value)
 
     # -- validation -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from .enums import WebErrorStatus
 from .errors import ConnectError, HandshakeError
 from .information import HandshakeResponse
 from .status import classify
+from .transport import direct_descriptor
 from .uri import WebSocketURI
 
 __all__ = ["UpgradeResult", "check_request_header", "read_response", "upgrade"]
@@ -129,18 +130,44 @@ def parse_head(head: bytes) -> HandshakeResponse:
     return HandshakeResponse(int(code_text), reason, tuple(headers))
 
 
+async def _read_direct(fd: int) -> bytes:
+    while True:
+        try:
+            return os.read(fd, 65536)
+        except BlockingIOError:
+            pass
+        await trio.lowlevel.wait_readable(fd)
+
+
+async def _send_request(stream: trio.abc.Stream, request: bytes) -> None:
+    """Send the request; on a fresh plain socket it fits the kernel's buffer: write it now."""
+    sent = 0
+    fd = direct_descriptor(stream)
+    if fd is not None:
+        try:
+            sent = os.write(fd, request)
+        except BlockingIOError:
+            sent = 0
+    if sent < len(request):
+        await stream.send_all(request[sent:])
+
+
 class _Reader:
     """Buffered reads from the stream for the HTTP response."""
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
+        self.fd = direct_descriptor(stream)
         self.buffer = bytearray()
         self.eof = False
         self.head = b""
 
     async def fill(self) -> None:
         try:
-            data = await self.stream.receive_some(65536)
+            if self.fd is None:
+                data = await self.stream.receive_some(65536)
+            else:
+                data = await _read_direct(self.fd)
         except (trio.BrokenResourceError, OSError) as exc:
             raise ConnectError(
                 f"connection lost during the handshake: {exc}", classify(exc)
@@ -264,7 +291,7 @@ async def upgrade(
     deflate = ClientPerMessageDeflate() if control.compression else None
     request = build_request(uri, key, control, headers, deflate)
     try:
-        await stream.send_all(request)
+        await _send_request(stream, request)
     except (trio.BrokenResourceError, OSError) as exc:
         raise ConnectError(f"connection lost sending the handshake: {exc}", classify(exc)) from exc
     response, reader = await read_response(stream)

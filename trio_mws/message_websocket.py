@@ -33,6 +33,7 @@ from .keepalive import start_keepalive
 from .limits import BAD_GATEWAY, EngineGuard
 from .opening import open_connection
 from .status import classify
+from .transport import direct_descriptor
 from .uri import parse_uri
 from .writer import FrameWriter
 
@@ -294,8 +295,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         self._extensions = extensions  # the engine is made when first needed: _get_engine()
         # On POSIX, a plain TCP socket is read and written with direct non-blocking system
         # calls on its descriptor (see writer.py); TLS goes through the trio stream.
-        if isinstance(opened.stream, trio.SocketStream) and os.name == "posix":
-            self._fd = opened.stream.socket.fileno()
+        self._fd = direct_descriptor(opened.stream)
         self._writer = FrameWriter(opened.stream, self._on_write_error, self._nursery, self._fd)
         # With compression, the engine gets small slices so that one never inflates beyond
         # the chunk limit (see compression.py).

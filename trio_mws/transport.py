@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -76,6 +77,18 @@ async def _connect_address(family: socket.AddressFamily, host: str, port: int) -
         sock.close()
         raise
     return trio.SocketStream(sock)
+
+
+def direct_descriptor(stream: trio.abc.Stream) -> int | None:
+    """The file descriptor to read and write with direct non-blocking system calls, or None.
+
+    Only a plain TCP socket on POSIX qualifies (``os.read``/``os.write`` do not work on
+    Windows sockets, and TLS needs its stream). Direct calls skip the scheduling round trio
+    adds after each successful socket operation.
+    """
+    if isinstance(stream, trio.SocketStream) and os.name == "posix":
+        return stream.socket.fileno()
+    return None
 
 
 @dataclass(frozen=True, slots=True)
