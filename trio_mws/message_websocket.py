@@ -132,6 +132,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         "_size",
         "_state",
         "_stream",
+        "_stream_closed",
         "_used",
         "_writer",
         "control",
@@ -156,6 +157,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         self._nursery_manager: Any = None
         self._stream: trio.abc.Stream | None = None
         self._fd: int | None = None  # for direct reads and writes, while the socket is open
+        self._stream_closed = False
         self._read_size = RECEIVE_SIZE
         self._engine: Connection | None = None
         self._extensions: list[Extension] = []
@@ -878,14 +880,37 @@ class MessageWebSocket(trio.abc.AsyncResource):
             waiter.done.set()  # unanswered: ping() raises ConnectionClosed
 
     async def _close_transport(self) -> None:
-        """Flush what is queued (a close frame, most often), briefly, then close the socket."""
+        """Flush what is queued (a close frame, most often), briefly, then close the socket.
+
+        After failing the connection with a close frame, the socket is half-closed and what
+        the server still sends is discarded until it closes too (at most a second): closing
+        with unread data makes the kernel send a reset, and a reset can destroy the close
+        frame before the server has read it.
+        """
         try:
-            if self._writer is not None and self._stream is not None:
-                with trio.move_on_after(min(1.0, self.control.close_timeout)):
+            with trio.move_on_after(min(1.0, self.control.close_timeout)):
+                if self._writer is not None and self._stream is not None:
                     await self._writer.flush()
+                if self._failure is not None and self._close_sent and self._closed is None:
+                    await self._drain()
         finally:
             await self._close_stream()
             self._finished.set()
+
+    async def _drain(self) -> None:
+        stream = self._stream
+        try:
+            if isinstance(stream, trio.abc.HalfCloseableStream):
+                await stream.send_eof()
+            while await self._receive():
+                pass
+        except (
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+            trio.BusyResourceError,
+            OSError,
+        ):
+            pass
 
     async def _close_stream(self) -> None:
         """Close the socket, the only way it is closed: the writer lets go of the file
@@ -893,7 +918,8 @@ class MessageWebSocket(trio.abc.AsyncResource):
         self._fd = None
         if self._writer is not None:
             self._writer.detach()
-        if self._stream is not None:
+        if self._stream is not None and not self._stream_closed:
+            self._stream_closed = True
             await trio.aclose_forcefully(self._stream)
 
     def _on_write_error(self, exc: BaseException) -> None:
