@@ -834,6 +834,15 @@ class MessageWebSocket(trio.abc.AsyncResource):
 
     async def _wait_for_eof(self) -> None:
         """After the close handshake: the server closes TCP first; wait for it, bounded."""
+        fd = self._fd
+        if fd is not None:  # most often the server's FIN came with its close frame
+            try:
+                if not os.read(fd, RECEIVE_SIZE):
+                    return
+            except BlockingIOError:
+                pass
+            except OSError:
+                return
         with trio.move_on_after(self.control.close_timeout):
             try:
                 while await self._receive():
@@ -887,12 +896,15 @@ class MessageWebSocket(trio.abc.AsyncResource):
         with unread data makes the kernel send a reset, and a reset can destroy the close
         frame before the server has read it.
         """
+        writer = self._writer
+        drain = self._failure is not None and self._close_sent and self._closed is None
         try:
-            with trio.move_on_after(min(1.0, self.control.close_timeout)):
-                if self._writer is not None and self._stream is not None:
-                    await self._writer.flush()
-                if self._failure is not None and self._close_sent and self._closed is None:
-                    await self._drain()
+            if drain or (writer is not None and (writer.queued or writer.writing)):
+                with trio.move_on_after(min(1.0, self.control.close_timeout)):
+                    if writer is not None:
+                        await writer.flush()
+                    if drain:
+                        await self._drain()
         finally:
             await self._close_stream()
             self._finished.set()
@@ -918,9 +930,13 @@ class MessageWebSocket(trio.abc.AsyncResource):
         self._fd = None
         if self._writer is not None:
             self._writer.detach()
-        if self._stream is not None and not self._stream_closed:
+        stream = self._stream
+        if stream is not None and not self._stream_closed:
             self._stream_closed = True
-            await trio.aclose_forcefully(self._stream)
+            if isinstance(stream, trio.SocketStream):
+                stream.socket.close()  # synchronous: what aclose() does, minus its checkpoint
+            else:
+                await trio.aclose_forcefully(stream)
 
     def _on_write_error(self, exc: BaseException) -> None:
         if self._state is WebSocketState.CLOSED or self._failure is not None:

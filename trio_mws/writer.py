@@ -78,6 +78,11 @@ class FrameWriter:
         return self._queued
 
     @property
+    def writing(self) -> bool:
+        """Whether the writer task is writing (or waiting to write) right now."""
+        return self._writing
+
+    @property
     def broken(self) -> bool:
         """Whether writing failed or the writer was detached; nothing more will be written."""
         return self._broken
