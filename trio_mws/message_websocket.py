@@ -672,6 +672,10 @@ class MessageWebSocket(trio.abc.AsyncResource):
             if fd is None:
                 raise trio.ClosedResourceError("the socket was closed")
             size = self._read_size
+            if not size:  # the last read emptied the socket: wait before trying again
+                self._read_size = size = RECEIVE_SIZE
+                await trio.lowlevel.wait_readable(fd)
+                continue
             try:
                 data = os.read(fd, size)
             except BlockingIOError:
@@ -683,7 +687,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
                 self._read_size = BULK_RECEIVE_SIZE
                 await trio.lowlevel.cancel_shielded_checkpoint()
             else:
-                self._read_size = RECEIVE_SIZE
+                self._read_size = 0  # a short read: the socket is most likely empty now
             assert self._writer is not None
             self._writer.allow_direct()
             return data
