@@ -157,6 +157,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         self._nursery_manager: Any = None
         self._stream: trio.abc.Stream | None = None
         self._fd: int | None = None  # for direct reads and writes, while the socket is open
+        self._debug = False  # per-frame debug logging, decided at connect
         self._stream_closed = False
         self._read_size = RECEIVE_SIZE
         self._engine: Connection | None = None
