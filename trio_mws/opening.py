@@ -17,6 +17,7 @@ from .control import MessageWebSocketControl, PasswordCredential
 from .enums import WebErrorStatus
 from .errors import ConnectError, HandshakeError
 from .handshake import UpgradeResult, upgrade
+from .information import HandshakeResponse
 from .proxy import choose_proxy, open_tunnel
 from .status import status_for_http_code
 from .transport import TlsInfo, open_tcp, start_tls
@@ -74,6 +75,15 @@ def _credential(uri: WebSocketURI, control: MessageWebSocketControl) -> Password
     return None
 
 
+def _refused(
+    response: HandshakeResponse, body: bytes, message: str, status: WebErrorStatus
+) -> HandshakeError:
+    """The error for a response that did not upgrade (redirect refused, auth failed, ...)."""
+    return HandshakeError(
+        message, status, status_code=response.status_code, headers=response.headers, body=body
+    )
+
+
 async def _attempts(
     uri: WebSocketURI,
     control: MessageWebSocketControl,
@@ -94,33 +104,28 @@ async def _attempts(
         await trio.aclose_forcefully(stream)
         code = response.status_code
         location = response.get("location")
+
         if code in _REDIRECTS and location:
             redirects += 1
             if redirects > control.max_redirects:
-                raise HandshakeError(
+                raise _refused(
+                    response,
+                    outcome,
                     f"more than {control.max_redirects} redirects",
                     WebErrorStatus.REDIRECT_FAILED,
-                    status_code=code,
-                    headers=response.headers,
-                    body=outcome,
                 )
             try:
                 target = resolve_redirect(uri, location)
             except ValueError as exc:
-                raise HandshakeError(
-                    f"bad redirect: {exc}",
-                    WebErrorStatus.REDIRECT_FAILED,
-                    status_code=code,
-                    headers=response.headers,
-                    body=outcome,
+                raise _refused(
+                    response, outcome, f"bad redirect: {exc}", WebErrorStatus.REDIRECT_FAILED
                 ) from None
             if uri.secure and not target.secure:
-                raise HandshakeError(
+                raise _refused(
+                    response,
+                    outcome,
                     f"refusing redirect from {uri} to {target}",
                     WebErrorStatus.HTTPS_TO_HTTP_ON_REDIRECTION,
-                    status_code=code,
-                    headers=response.headers,
-                    body=outcome,
                 )
             logger.debug("redirect %d: %s -> %s", code, uri, target)
             if (target.host, target.port) != (uri.host, uri.port):
@@ -139,12 +144,11 @@ async def _attempts(
             headers = {**headers, "Authorization": _basic(credential)}
             authorization_sent = True
             continue
-        raise HandshakeError(
+        raise _refused(
+            response,
+            outcome,
             f"server answered the upgrade with HTTP {code} {response.reason}".rstrip(),
             status_for_http_code(code),
-            status_code=code,
-            headers=response.headers,
-            body=outcome,
         )
 
 
