@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import ssl
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,12 +64,15 @@ class Pki:
     chained: trustme.LeafCert  # for 127.0.0.1, issued by an intermediate CA
     intermediate: trustme.CA
     client: trustme.LeafCert
+    rogue: trustme.LeafCert  # for 127.0.0.1, from a CA nobody trusts
+    rogue_expired: trustme.LeafCert  # the same, and expired in 2001
 
 
 @pytest.fixture(scope="session")
 def pki() -> Pki:
     ca = trustme.CA(organization_name="trio-mws tests")
     intermediate = ca.create_child_ca()
+    rogue_ca = trustme.CA(organization_name="on-path attacker")
     past = {
         "not_before": datetime.datetime(2000, 1, 1, tzinfo=_UTC),
         "not_after": datetime.datetime(2001, 1, 1, tzinfo=_UTC),
@@ -82,6 +86,8 @@ def pki() -> Pki:
         chained=intermediate.issue_cert("127.0.0.1", common_name="chained"),
         intermediate=intermediate,
         client=ca.issue_cert("client@example.org", common_name=CLIENT_CN),
+        rogue=rogue_ca.issue_cert("127.0.0.1", common_name="rogue"),
+        rogue_expired=rogue_ca.issue_cert("127.0.0.1", **past),  # type: ignore[arg-type]
     )
 
 
@@ -177,9 +183,12 @@ async def test_intermediate_certificates_are_reported(
         info = ws.information
         assert info.server_certificate is not None
         assert _common_name(info.server_certificate) == "chained"
-        assert [c.public_bytes(Encoding.DER) for c in info.server_intermediate_certificates] == [
-            _der(pki.intermediate)
-        ]
+        # The chain the server sent is public from Python 3.13 (SSLObject.get_unverified_chain);
+        # before, only the leaf can be read without private APIs.
+        expected = [_der(pki.intermediate)] if sys.version_info >= (3, 13) else []
+        assert [
+            c.public_bytes(Encoding.DER) for c in info.server_intermediate_certificates
+        ] == expected
 
 
 async def test_plain_ws_has_no_certificate(echo_url: str) -> None:
@@ -528,3 +537,105 @@ async def test_ws_to_wss_redirect_is_followed(
         assert ws.information.server_certificate is not None
         assert ws.information.remote_address is not None
         assert f":{ws.information.remote_address[1]}/" in secure_url
+
+
+# -- one verified connection (issue 8, defect 1) ------------------------------------------------
+
+
+@dataclass
+class ConnectionLog:
+    """Per TLS connection accepted by ``serve_tls_sequence``: the certificate's name and
+    whether an upgrade request arrived on it."""
+
+    presented: list[str]
+    requests: list[str]
+
+
+async def serve_tls_sequence(
+    certs: list[trustme.LeafCert],
+    log: ConnectionLog,
+    *,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """A TLS server whose n-th connection presents ``certs[n]`` (the last one repeats), as an
+    on-path attacker who lets one connection through and intercepts the next would."""
+    names = [cert.cert_chain_pems[0].bytes().decode()[-40:] for cert in certs]
+
+    async def run(tcp: trio.SocketStream) -> None:
+        index = min(len(log.presented), len(certs) - 1)
+        log.presented.append(names[index])
+        stream = trio.SSLStream(tcp, server_context(certs[index]), server_side=True)
+        try:
+            await stream.do_handshake()
+            peer = RawPeer(cast(trio.SocketStream, stream))
+            await peer.read_request()
+            log.requests.append(names[index])
+            await send_101(peer)
+            await finish_close(peer)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, EOFError):
+            pass
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, run, listeners)
+        task_status.started(f"wss://127.0.0.1:{port}/")
+
+
+async def test_data_flows_on_the_connection_that_was_verified(
+    nursery: trio.Nursery, pki: Pki, trusting: ssl.SSLContext
+) -> None:
+    # The first connection shows the real server's certificate (trusted, expired: EXPIRED is
+    # tolerated); an on-path attacker intercepts any later connection with its own CA. The
+    # upgrade request must go over the connection whose certificate was validated.
+    log = ConnectionLog([], [])
+    url = await nursery.start(serve_tls_sequence, [pki.expired, pki.rogue], log)
+    real = log_name(pki.expired)
+    async with trio_mws.open_message_websocket(
+        url,
+        ssl_context=trusting,
+        ignorable_server_certificate_errors=[ChainValidationResult.EXPIRED],
+    ) as ws:
+        assert ws.information.server_certificate_errors == (ChainValidationResult.EXPIRED,)
+        assert ws.information.server_certificate is not None
+        assert ws.information.server_certificate.public_bytes(Encoding.DER) == _der(pki.expired)
+    assert log.presented == [real]  # one connection only
+    assert log.requests == [real]
+
+
+def log_name(cert: trustme.LeafCert) -> str:
+    return cert.cert_chain_pems[0].bytes().decode()[-40:]
+
+
+async def test_every_error_of_the_chain_is_reported(
+    tls_server: TlsServer, pki: Pki, trusting: ssl.SSLContext
+) -> None:
+    # Untrusted CA and expired: tolerating EXPIRED must not hide UNTRUSTED, and both are
+    # listed (OpenSSL alone stops at its first error).
+    counter = Counter()
+    url = await tls_server(counter.accept, pki.rogue_expired)
+    error = await _certificate_error(
+        url,
+        ssl_context=trusting,
+        ignorable_server_certificate_errors=[ChainValidationResult.EXPIRED],
+    )
+    assert set(error.errors) == {ChainValidationResult.UNTRUSTED, ChainValidationResult.EXPIRED}
+    assert error.status is WebErrorStatus.CERTIFICATE_IS_INVALID
+    assert error.certificate is not None
+    assert counter.requests == 0
+
+
+async def test_all_errors_listed_when_all_are_tolerated(tls_server: TlsServer, pki: Pki) -> None:
+    url = await tls_server(accept_and_close, pki.rogue_expired)
+    tolerated = [ChainValidationResult.UNTRUSTED, ChainValidationResult.EXPIRED]
+    async with trio_mws.open_message_websocket(
+        url.replace("127.0.0.1", "localhost"),  # a name the certificate does not carry
+        ignorable_server_certificate_errors=[*tolerated, ChainValidationResult.INVALID_NAME],
+    ) as ws:
+        assert set(ws.information.server_certificate_errors) == {
+            *tolerated,
+            ChainValidationResult.INVALID_NAME,
+        }
+        assert ws.information.server_certificate_error_severity is SocketSslErrorSeverity.IGNORABLE
