@@ -652,8 +652,10 @@ async def test_the_users_context_is_left_as_it_was(
     url = await tls_server(accept_and_close, pki.server)
     context = ssl.create_default_context()
     pki.ca.configure_trust(context)
-    for fields in ({}, {"ignorable_server_certificate_errors": [ChainValidationResult.EXPIRED]}):
-        async with trio_mws.open_message_websocket(url, ssl_context=context, **fields) as ws:
+    for tolerate in ([], [ChainValidationResult.EXPIRED]):
+        async with trio_mws.open_message_websocket(
+            url, ssl_context=context, ignorable_server_certificate_errors=tolerate
+        ) as ws:
             assert state(ws) is trio_mws.WebSocketState.OPEN
         assert context.sslobject_class is ssl.SSLObject
         assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
