@@ -32,7 +32,14 @@ class PasswordCredential:
 
 @dataclass(frozen=True, slots=True)
 class ClientCertificate:
-    """A certificate (and key) presented to the server for mutual TLS."""
+    """A certificate (and key) presented to the server for mutual TLS.
+
+    ``certfile``: PEM file with the certificate (and the key, when ``keyfile`` is None).
+    ``keyfile``: PEM file with the private key, default None. ``password``: for an encrypted
+    key, default None (an encrypted key without one is a ``ValueError`` at connect, never a
+    prompt). The files are read once per process for each distinct value without
+    ``ssl_context``, and at each connect with one (into a copy of it, see the README).
+    """
 
     certfile: str | os.PathLike[str]
     keyfile: str | os.PathLike[str] | None = None
