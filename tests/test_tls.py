@@ -46,6 +46,7 @@ from .opening_helpers import (
     answer,
     echo_frames,
     finish_close,
+    port_of,
     send_101,
     serve_tls_raw,
     state,
@@ -280,6 +281,24 @@ async def test_ssl_context_cannot_turn_verification_off(
             pass
     if isinstance(info.value, CertificateError):
         assert expected in info.value.errors
+    assert counter.requests == 0
+
+
+@pytest.mark.parametrize("field", ["ssl_context", "proxy_ssl_context"])
+async def test_context_changed_to_not_verify_after_it_was_set(
+    tls_server: TlsServer, pki: Pki, field: str
+) -> None:
+    counter = Counter()
+    url = await tls_server(counter.accept, pki.server)
+    context = ssl.create_default_context()
+    control = trio_mws.MessageWebSocketControl(**{field: context})
+    if field == "proxy_ssl_context":
+        control.proxy = f"https://127.0.0.1:{port_of(url)}"
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with pytest.raises(ValueError, match=field):
+        async with trio_mws.open_message_websocket(url, control=control):
+            pass
     assert counter.requests == 0
 
 

@@ -210,10 +210,21 @@ def _prepare(control: MessageWebSocketControl, validate_ourselves: bool) -> TlsS
     return TlsSetup(context, anchors)
 
 
+def _require_verifying(context: ssl.SSLContext, name: str) -> None:
+    # Checked when set, and again here: the context may have been changed since.
+    if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
+        raise ValueError(
+            f"control.{name} must verify certificates and host names; to tolerate specific "
+            "server certificate errors use control.ignorable_server_certificate_errors"
+        )
+
+
 async def tls_setup(control: MessageWebSocketControl) -> TlsSetup:
     """The context for the server's TLS handshake, and the anchors when we validate ourselves
     (with ``ignorable_server_certificate_errors``). ``ValueError`` for an unusable client
-    certificate."""
+    certificate or a user's context that does not verify."""
+    if control.ssl_context is not None:
+        _require_verifying(control.ssl_context, "ssl_context")
     validate_ourselves = bool(control.ignorable_server_certificate_errors)
     if control.client_certificate is None:
         # The common cases, once built, need no worker thread.
@@ -229,6 +240,7 @@ async def tls_setup(control: MessageWebSocketControl) -> TlsSetup:
 async def proxy_context(control: MessageWebSocketControl) -> ssl.SSLContext:
     """The verifying context for TLS to an ``https://`` proxy."""
     if control.proxy_ssl_context is not None:
+        _require_verifying(control.proxy_ssl_context, "proxy_ssl_context")
         return control.proxy_ssl_context
     if _cache.default is not None:
         return _cache.default
