@@ -574,6 +574,11 @@ class ConnectionLog:
     requests: list[str]
 
 
+def log_name(cert: trustme.LeafCert) -> str:
+    """A short name for a certificate in a ``ConnectionLog`` (the end of its PEM)."""
+    return cert.cert_chain_pems[0].bytes().decode()[-40:]
+
+
 async def serve_tls_sequence(
     certs: list[trustme.LeafCert],
     log: ConnectionLog,
@@ -582,7 +587,7 @@ async def serve_tls_sequence(
 ) -> None:
     """A TLS server whose n-th connection presents ``certs[n]`` (the last one repeats), as an
     on-path attacker who lets one connection through and intercepts the next would."""
-    names = [cert.cert_chain_pems[0].bytes().decode()[-40:] for cert in certs]
+    names = [log_name(cert) for cert in certs]
 
     async def run(tcp: trio.SocketStream) -> None:
         index = min(len(log.presented), len(certs) - 1)
@@ -626,10 +631,6 @@ async def test_data_flows_on_the_connection_that_was_verified(
         assert ws.information.server_certificate.public_bytes(Encoding.DER) == _der(pki.expired)
     assert log.presented == [real]  # one connection only
     assert log.requests == [real]
-
-
-def log_name(cert: trustme.LeafCert) -> str:
-    return cert.cert_chain_pems[0].bytes().decode()[-40:]
 
 
 async def test_every_error_of_the_chain_is_reported(
