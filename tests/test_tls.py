@@ -8,7 +8,10 @@ scripted TLS servers (``serve_tls_raw``) on 127.0.0.1. The client trusts the CA 
 from __future__ import annotations
 
 import datetime
+import functools
 import ssl
+import sys
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +36,7 @@ from trio_mws import (
     ServerCustomValidationRequest,
     SocketSslErrorSeverity,
     WebErrorStatus,
+    tls_contexts,
 )
 from trio_mws.testing import echo_handler
 
@@ -42,11 +46,13 @@ from .opening_helpers import (
     answer,
     echo_frames,
     finish_close,
+    port_of,
     send_101,
     serve_tls_raw,
     state,
 )
 from .rawserver import Handler, RawPeer
+from .test_proxy import ProxyLog, http_proxy
 
 SERVER_CN = "trio-mws test server"
 CLIENT_CN = "trio-mws test client"
@@ -63,12 +69,15 @@ class Pki:
     chained: trustme.LeafCert  # for 127.0.0.1, issued by an intermediate CA
     intermediate: trustme.CA
     client: trustme.LeafCert
+    rogue: trustme.LeafCert  # for 127.0.0.1, from a CA nobody trusts
+    rogue_expired: trustme.LeafCert  # the same, and expired in 2001
 
 
 @pytest.fixture(scope="session")
 def pki() -> Pki:
     ca = trustme.CA(organization_name="trio-mws tests")
     intermediate = ca.create_child_ca()
+    rogue_ca = trustme.CA(organization_name="on-path attacker")
     past = {
         "not_before": datetime.datetime(2000, 1, 1, tzinfo=_UTC),
         "not_after": datetime.datetime(2001, 1, 1, tzinfo=_UTC),
@@ -82,6 +91,8 @@ def pki() -> Pki:
         chained=intermediate.issue_cert("127.0.0.1", common_name="chained"),
         intermediate=intermediate,
         client=ca.issue_cert("client@example.org", common_name=CLIENT_CN),
+        rogue=rogue_ca.issue_cert("127.0.0.1", common_name="rogue"),
+        rogue_expired=rogue_ca.issue_cert("127.0.0.1", **past),  # type: ignore[arg-type]
     )
 
 
@@ -177,9 +188,12 @@ async def test_intermediate_certificates_are_reported(
         info = ws.information
         assert info.server_certificate is not None
         assert _common_name(info.server_certificate) == "chained"
-        assert [c.public_bytes(Encoding.DER) for c in info.server_intermediate_certificates] == [
-            _der(pki.intermediate)
-        ]
+        # The chain the server sent is public from Python 3.13 (SSLObject.get_unverified_chain);
+        # before, only the leaf can be read without private APIs.
+        expected = [_der(pki.intermediate)] if sys.version_info >= (3, 13) else []
+        assert [
+            c.public_bytes(Encoding.DER) for c in info.server_intermediate_certificates
+        ] == expected
 
 
 async def test_plain_ws_has_no_certificate(echo_url: str) -> None:
@@ -267,6 +281,24 @@ async def test_ssl_context_cannot_turn_verification_off(
             pass
     if isinstance(info.value, CertificateError):
         assert expected in info.value.errors
+    assert counter.requests == 0
+
+
+@pytest.mark.parametrize("field", ["ssl_context", "proxy_ssl_context"])
+async def test_context_changed_to_not_verify_after_it_was_set(
+    tls_server: TlsServer, pki: Pki, field: str
+) -> None:
+    counter = Counter()
+    url = await tls_server(counter.accept, pki.server)
+    context = ssl.create_default_context()
+    control = trio_mws.MessageWebSocketControl(**{field: context})
+    if field == "proxy_ssl_context":
+        control.proxy = f"https://127.0.0.1:{port_of(url)}"
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with pytest.raises(ValueError, match=field):
+        async with trio_mws.open_message_websocket(url, control=control):
+            pass
     assert counter.requests == 0
 
 
@@ -528,3 +560,349 @@ async def test_ws_to_wss_redirect_is_followed(
         assert ws.information.server_certificate is not None
         assert ws.information.remote_address is not None
         assert f":{ws.information.remote_address[1]}/" in secure_url
+
+
+# -- one verified connection (issue 8, defect 1) ------------------------------------------------
+
+
+@dataclass
+class ConnectionLog:
+    """Per TLS connection accepted by ``serve_tls_sequence``: the certificate's name and
+    whether an upgrade request arrived on it."""
+
+    presented: list[str]
+    requests: list[str]
+
+
+def log_name(cert: trustme.LeafCert) -> str:
+    """A short name for a certificate in a ``ConnectionLog`` (the end of its PEM)."""
+    return cert.cert_chain_pems[0].bytes().decode()[-40:]
+
+
+async def serve_tls_sequence(
+    certs: list[trustme.LeafCert],
+    log: ConnectionLog,
+    *,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """A TLS server whose n-th connection presents ``certs[n]`` (the last one repeats), as an
+    on-path attacker who lets one connection through and intercepts the next would."""
+    names = [log_name(cert) for cert in certs]
+
+    async def run(tcp: trio.SocketStream) -> None:
+        index = min(len(log.presented), len(certs) - 1)
+        log.presented.append(names[index])
+        stream = trio.SSLStream(tcp, server_context(certs[index]), server_side=True)
+        try:
+            await stream.do_handshake()
+            peer = RawPeer(cast(trio.SocketStream, stream))
+            await peer.read_request()
+            log.requests.append(names[index])
+            await send_101(peer)
+            await finish_close(peer)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, EOFError):
+            pass
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, run, listeners)
+        task_status.started(f"wss://127.0.0.1:{port}/")
+
+
+async def test_data_flows_on_the_connection_that_was_verified(
+    nursery: trio.Nursery, pki: Pki, trusting: ssl.SSLContext
+) -> None:
+    # The first connection shows the real server's certificate (trusted, expired: EXPIRED is
+    # tolerated); an on-path attacker intercepts any later connection with its own CA. The
+    # upgrade request must go over the connection whose certificate was validated.
+    log = ConnectionLog([], [])
+    url = await nursery.start(serve_tls_sequence, [pki.expired, pki.rogue], log)
+    real = log_name(pki.expired)
+    async with trio_mws.open_message_websocket(
+        url,
+        ssl_context=trusting,
+        ignorable_server_certificate_errors=[ChainValidationResult.EXPIRED],
+    ) as ws:
+        assert ws.information.server_certificate_errors == (ChainValidationResult.EXPIRED,)
+        assert ws.information.server_certificate is not None
+        assert ws.information.server_certificate.public_bytes(Encoding.DER) == _der(pki.expired)
+    assert log.presented == [real]  # one connection only
+    assert log.requests == [real]
+
+
+async def test_every_error_of_the_chain_is_reported(
+    tls_server: TlsServer, pki: Pki, trusting: ssl.SSLContext
+) -> None:
+    # Untrusted CA and expired: tolerating EXPIRED must not hide UNTRUSTED, and both are
+    # listed (OpenSSL alone stops at its first error).
+    counter = Counter()
+    url = await tls_server(counter.accept, pki.rogue_expired)
+    error = await _certificate_error(
+        url,
+        ssl_context=trusting,
+        ignorable_server_certificate_errors=[ChainValidationResult.EXPIRED],
+    )
+    assert set(error.errors) == {ChainValidationResult.UNTRUSTED, ChainValidationResult.EXPIRED}
+    assert error.status is WebErrorStatus.CERTIFICATE_IS_INVALID
+    assert error.certificate is not None
+    assert counter.requests == 0
+
+
+async def test_all_errors_listed_when_all_are_tolerated(tls_server: TlsServer, pki: Pki) -> None:
+    url = await tls_server(accept_and_close, pki.rogue_expired)
+    tolerated = [ChainValidationResult.UNTRUSTED, ChainValidationResult.EXPIRED]
+    async with trio_mws.open_message_websocket(
+        url.replace("127.0.0.1", "localhost"),  # a name the certificate does not carry
+        ignorable_server_certificate_errors=[*tolerated, ChainValidationResult.INVALID_NAME],
+    ) as ws:
+        assert set(ws.information.server_certificate_errors) == {
+            *tolerated,
+            ChainValidationResult.INVALID_NAME,
+        }
+        assert ws.information.server_certificate_error_severity is SocketSslErrorSeverity.IGNORABLE
+
+
+async def test_the_users_context_is_left_as_it_was(
+    tls_server: TlsServer, pki: Pki, client_pem: Path
+) -> None:
+    # No private hooks: no SSLObject subclass installed on the user's context (defect 6).
+    url = await tls_server(accept_and_close, pki.server)
+    context = ssl.create_default_context()
+    pki.ca.configure_trust(context)
+    for tolerate in ([], [ChainValidationResult.EXPIRED]):
+        async with trio_mws.open_message_websocket(
+            url, ssl_context=context, ignorable_server_certificate_errors=tolerate
+        ) as ws:
+            assert state(ws) is trio_mws.WebSocketState.OPEN
+        assert context.sslobject_class is ssl.SSLObject
+        assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
+
+
+async def test_own_validation_of_a_chain_with_an_intermediate(
+    tls_server: TlsServer, pki: Pki
+) -> None:
+    # Python 3.13 gives the intermediates the server sent. Before 3.13 only the leaf can be
+    # read: the issuer must then be among the trusted certificates (documented degradation).
+    url = await tls_server(accept_and_close, pki.chained)
+    tolerate = [ChainValidationResult.EXPIRED]
+    context = ssl.create_default_context()
+    pki.ca.configure_trust(context)
+    if sys.version_info < (3, 13):
+        error = await _certificate_error(
+            url, ssl_context=context, ignorable_server_certificate_errors=tolerate
+        )
+        assert list(error.errors) == [ChainValidationResult.UNTRUSTED]
+        pki.intermediate.configure_trust(context)  # the remedy
+    async with trio_mws.open_message_websocket(
+        url, ssl_context=context, ignorable_server_certificate_errors=tolerate
+    ) as ws:
+        assert ws.information.server_certificate_errors == ()
+        assert ws.information.server_certificate_error_severity is SocketSslErrorSeverity.NONE
+
+
+# -- client certificates keep the user's settings (issue 8, defect 4) ---------------------------
+
+
+def _version_recorder(versions: list[str | None]) -> Handler:
+    async def handler(peer: RawPeer) -> None:
+        versions.append(cast(trio.SSLStream[trio.SocketStream], peer.stream).version())
+        await accept_and_close(peer)
+
+    return handler
+
+
+async def test_client_certificate_keeps_the_settings_of_ssl_context(
+    tls_server: TlsServer, pki: Pki, client_pem: Path
+) -> None:
+    versions: list[str | None] = []
+    url = await tls_server(_version_recorder(versions), pki.server, pki.ca)
+    context = ssl.create_default_context()
+    pki.ca.configure_trust(context)
+    context.maximum_version = ssl.TLSVersion.TLSv1_2  # the user's choice, kept
+    control = trio_mws.MessageWebSocketControl(
+        ssl_context=context, client_certificate=trio_mws.ClientCertificate(client_pem)
+    )
+    async with trio_mws.open_message_websocket(url, control=control):
+        pass
+    assert versions == ["TLSv1.2"]
+
+
+async def test_client_certificate_does_not_change_the_users_context(
+    tls_server: TlsServer, pki: Pki, client_pem: Path
+) -> None:
+    # A context shared by several sockets must not start offering the certificate to every
+    # server once one socket used it.
+    url = await tls_server(accept_and_close, pki.server, pki.ca)
+    shared = ssl.create_default_context()
+    pki.ca.configure_trust(shared)
+    with_certificate = trio_mws.MessageWebSocketControl(
+        ssl_context=shared, client_certificate=trio_mws.ClientCertificate(client_pem)
+    )
+    async with trio_mws.open_message_websocket(url, control=with_certificate):
+        pass
+    with pytest.raises(ConnectError):  # the server demands a certificate: none offered
+        async with trio_mws.open_message_websocket(url, ssl_context=shared):
+            pass
+
+
+@pytest.fixture
+def encrypted_client_files(pki: Pki, tmp_path: Path) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives.serialization import (
+        BestAvailableEncryption,
+        PrivateFormat,
+        load_pem_private_key,
+    )
+
+    key = load_pem_private_key(pki.client.private_key_pem.bytes(), password=None)
+    key_path = tmp_path / "client.key"
+    key_path.write_bytes(
+        key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(b"s3cret"))
+    )
+    cert_path = tmp_path / "client.crt"
+    cert_path.write_bytes(b"".join(blob.bytes() for blob in pki.client.cert_chain_pems))
+    return cert_path, key_path
+
+
+async def test_encrypted_key_without_password_is_a_value_error(
+    tls_server: TlsServer, pki: Pki, encrypted_client_files: tuple[Path, Path]
+) -> None:
+    # OpenSSL's default would prompt on the terminal and block the event loop.
+    url = await tls_server(accept_and_close, pki.server, pki.ca)
+    certfile, keyfile = encrypted_client_files
+    control = trio_mws.MessageWebSocketControl(
+        client_certificate=trio_mws.ClientCertificate(certfile, keyfile)
+    )
+    with pytest.raises(ValueError, match=r"encrypted.*password"):
+        async with trio_mws.open_message_websocket(url, control=control):
+            pass
+
+
+async def test_encrypted_key_with_its_password(
+    tls_server: TlsServer,
+    pki: Pki,
+    trusting: ssl.SSLContext,
+    encrypted_client_files: tuple[Path, Path],
+) -> None:
+    url = await tls_server(accept_and_close, pki.server, pki.ca)
+    certfile, keyfile = encrypted_client_files
+    for password in ("s3cret", b"wrong"):
+        control = trio_mws.MessageWebSocketControl(
+            ssl_context=trusting,
+            client_certificate=trio_mws.ClientCertificate(certfile, keyfile, password),
+        )
+        if password == b"wrong":
+            with pytest.raises(ValueError, match="client certificate"):
+                async with trio_mws.open_message_websocket(url, control=control):
+                    pass
+        else:
+            async with trio_mws.open_message_websocket(url, control=control) as ws:
+                assert state(ws) is trio_mws.WebSocketState.OPEN
+
+
+# -- the default context: once per process, off the event loop (issue 8, defect 5) -------------
+
+
+async def test_default_context_is_built_once_off_the_event_loop(
+    tls_server: TlsServer, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = await tls_server(accept_and_close, pki.server)
+    monkeypatch.setattr(tls_contexts, "_cache", tls_contexts._ProcessCache())
+    builds: list[int] = []
+    create = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        builds.append(threading.get_ident())
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+
+    async def attempt() -> None:
+        with pytest.raises(CertificateError):  # system trust: the test CA is unknown
+            async with trio_mws.open_message_websocket(url):
+                pass
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(5):
+            nursery.start_soon(attempt)
+    await attempt()
+    assert len(builds) == 1
+    assert builds[0] != threading.get_ident()  # a worker thread, not the event loop
+
+
+# -- https:// proxies: TLS to the proxy, then TLS to the server inside it (scope 6) --------------
+
+
+async def _start_https_proxy(nursery: trio.Nursery, cert: trustme.LeafCert, log: ProxyLog) -> int:
+    context = server_context(cert)
+    connect = http_proxy(log)
+
+    async def handle(tcp: trio.SocketStream) -> None:
+        stream = trio.SSLStream(tcp, context, server_side=True)
+        try:
+            await stream.do_handshake()
+            await connect(cast(trio.SocketStream, stream))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, host="127.0.0.1"), handle, 0)
+    port: int = listeners[0].socket.getsockname()[1]
+    return port
+
+
+async def test_wss_through_an_https_proxy(
+    nursery: trio.Nursery, pki: Pki, trusting: ssl.SSLContext
+) -> None:
+    log = ProxyLog()
+    proxy_port = await _start_https_proxy(nursery, pki.server, log)
+    server = cast(
+        WebSocketServer,
+        await nursery.start(
+            serve_websocket, echo_handler, "127.0.0.1", 0, server_context(pki.chained)
+        ),
+    )
+    control = trio_mws.MessageWebSocketControl(
+        proxy=f"https://127.0.0.1:{proxy_port}", proxy_ssl_context=trusting, ssl_context=trusting
+    )
+    url = f"wss://127.0.0.1:{server.port}/"
+    async with trio_mws.open_message_websocket(url, control=control) as ws:
+        await ws.send("TLS in TLS")
+        assert (await ws.receive()).text == "TLS in TLS"
+        assert ws.information.server_certificate is not None
+        assert _common_name(ws.information.server_certificate) == "chained"
+        assert ws.information.remote_address == ("127.0.0.1", proxy_port)
+    assert log.targets == [("127.0.0.1", server.port)]
+
+
+async def test_ws_through_an_https_proxy(
+    nursery: trio.Nursery, pki: Pki, trusting: ssl.SSLContext, echo_url: str
+) -> None:
+    log = ProxyLog()
+    proxy_port = await _start_https_proxy(nursery, pki.server, log)
+    async with trio_mws.open_message_websocket(
+        echo_url, proxy=f"https://127.0.0.1:{proxy_port}", proxy_ssl_context=trusting
+    ) as ws:
+        await ws.send("over the proxy's TLS")
+        assert (await ws.receive()).text == "over the proxy's TLS"
+    assert len(log.targets) == 1
+
+
+async def test_https_proxy_certificate_is_verified(
+    nursery: trio.Nursery, pki: Pki, trusting: ssl.SSLContext, echo_url: str
+) -> None:
+    # The proxy's trust is its own: trusting the server's CA (ssl_context) does not make an
+    # unknown proxy trusted, and nothing is sent to it.
+    log = ProxyLog()
+    proxy_port = await _start_https_proxy(nursery, pki.rogue, log)
+    with pytest.raises(CertificateError) as info:
+        async with trio_mws.open_message_websocket(
+            echo_url, proxy=f"https://127.0.0.1:{proxy_port}", ssl_context=trusting
+        ):
+            pass
+    assert info.value.status is WebErrorStatus.CERTIFICATE_IS_INVALID
+    assert ChainValidationResult.UNTRUSTED in info.value.errors
+    assert log.requests == []

@@ -9,12 +9,21 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    Subject,
+    VerificationError,
+)
 
 from .enums import ChainValidationResult, SocketSslErrorSeverity, WebErrorStatus
 
 __all__ = [
     "ServerCustomValidationRequest",
+    "chain_errors",
     "chain_result_for_verify_code",
     "status_for_chain_results",
     "status_for_verify_code",
@@ -68,19 +77,116 @@ def status_for_verify_code(code: int) -> WebErrorStatus:
     return status_for_chain_results([chain_result_for_verify_code(code)])
 
 
-def find_own_errors(certificate: x509.Certificate, host: str) -> list[ChainValidationResult]:
-    """Checks we can make ourselves on a certificate received without verification.
+def chain_errors(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    store: Store | None,
+    host: str,
+) -> list[ChainValidationResult]:
+    """Every error of the chain a server sent, as Windows lists them (empty: valid).
 
-    Used when a verification error was tolerated, to find the errors it may have hidden:
-    validity period and host name.
+    Trust (an RFC 5280 path from ``leaf`` through ``intermediates`` to an anchor of
+    ``store``, by cryptography's X.509 verifier), validity period and host name are checked
+    separately, so that one error never hides another.
     """
-    errors: list[ChainValidationResult] = []
     now = datetime.datetime.now(datetime.UTC)
-    if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+    errors: list[ChainValidationResult] = []
+    trust = _path_error(leaf, intermediates, store, now)
+    if trust is not None:
+        errors.append(trust)
+    if ChainValidationResult.EXPIRED not in errors and any(
+        not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
+        for cert in (leaf, *intermediates)
+    ):
         errors.append(ChainValidationResult.EXPIRED)
-    if not matches_host(certificate, host):
+    if ChainValidationResult.INVALID_NAME not in errors and not matches_host(leaf, host):
         errors.append(ChainValidationResult.INVALID_NAME)
     return errors
+
+
+def _wrong_usage(_policy: object, _cert: x509.Certificate, usage: object) -> None:
+    # The leaf must be usable for a TLS server when it restricts its usage (as OpenSSL does).
+    if isinstance(usage, x509.ExtendedKeyUsage) and not (
+        ExtendedKeyUsageOID.SERVER_AUTH in usage
+        or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in usage
+    ):
+        raise ValueError("wrong usage: the certificate is not for TLS servers")
+
+
+# Leaf extensions as OpenSSL and Windows accept them (the Web PKI profile would refuse, for
+# example, a critical subjectAltName); CA certificates follow the Web PKI profile.
+_LEAF_POLICY = (
+    ExtensionPolicy.permit_all()
+    .require_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+    .may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _wrong_usage)
+)
+
+# Keywords of cryptography's verification messages, most specific first.
+_MESSAGE_RESULTS = (
+    ("wrong usage", ChainValidationResult.WRONG_USAGE),
+    ("subjectaltname", ChainValidationResult.INVALID_NAME),
+    ("signature", ChainValidationResult.INVALID_SIGNATURE),
+    ("basicconstraints", ChainValidationResult.BASIC_CONSTRAINTS_ERROR),
+    ("path length", ChainValidationResult.BASIC_CONSTRAINTS_ERROR),
+    ("not valid at validation time", ChainValidationResult.EXPIRED),
+    ("critical", ChainValidationResult.UNKNOWN_CRITICAL_EXTENSION),
+    ("candidates exhausted", ChainValidationResult.UNTRUSTED),
+)
+
+
+def _path_error(
+    leaf: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    store: Store | None,
+    now: datetime.datetime,
+) -> ChainValidationResult | None:
+    if store is None:
+        return ChainValidationResult.UNTRUSTED
+    subject = _subject_of(leaf)
+    if subject is None:  # no usable subjectAltName: no path validation without a name
+        return ChainValidationResult.INVALID_NAME
+    # Self-issued certificates sent by the server are roots: trusted only from the store.
+    chain = [cert for cert in intermediates if cert.issuer != cert.subject]
+    # Validity is reported on its own (EXPIRED): validate the path at a moment when the
+    # certificates were valid, so that an expired certificate is not also called untrusted.
+    start = max(cert.not_valid_before_utc for cert in (leaf, *chain))
+    end = min(cert.not_valid_after_utc for cert in (leaf, *chain))
+    moment = min(max(now, start), end) if start <= end else now
+    verifier = (
+        PolicyBuilder()
+        .store(store)
+        .time(moment)
+        .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=_LEAF_POLICY)
+        .build_server_verifier(subject)
+    )
+    try:
+        verifier.verify(leaf, chain)
+    except VerificationError as exc:
+        message = str(exc).lower()
+        for keyword, result in _MESSAGE_RESULTS:
+            if keyword in message:
+                return result
+        return ChainValidationResult.OTHER_ERRORS
+    return None
+
+
+def _subject_of(leaf: x509.Certificate) -> Subject | None:
+    """A name the leaf carries, for the path check (the host name is checked separately)."""
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+    for address in san.get_values_for_type(x509.IPAddress):
+        if isinstance(address, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+            return x509.IPAddress(address)
+    for name in san.get_values_for_type(x509.DNSName):
+        # A wildcard is matched by any name of its level.
+        concrete = "wildcard" + name[1:] if name.startswith("*.") else name
+        try:
+            return x509.DNSName(concrete)
+        except ValueError:
+            continue
+    return None
 
 
 def matches_host(certificate: x509.Certificate, host: str) -> bool:

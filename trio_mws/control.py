@@ -32,7 +32,14 @@ class PasswordCredential:
 
 @dataclass(frozen=True, slots=True)
 class ClientCertificate:
-    """A certificate (and key) presented to the server for mutual TLS."""
+    """A certificate (and key) presented to the server for mutual TLS.
+
+    ``certfile``: PEM file with the certificate (and the key, when ``keyfile`` is None).
+    ``keyfile``: PEM file with the private key, default None. ``password``: for an encrypted
+    key, default None (an encrypted key without one is a ``ValueError`` at connect, never a
+    prompt). The files are read once per process for each distinct value without
+    ``ssl_context``, and at each connect with one (into a copy of it, see the README).
+    """
 
     certfile: str | os.PathLike[str]
     keyfile: str | os.PathLike[str] | None = None
@@ -69,8 +76,8 @@ def _validate_proxy(value: object) -> str | None:
     if not isinstance(value, str):
         raise TypeError('proxy must be "auto", None or a proxy URL')
     scheme = value.partition("://")[0].lower()
-    if scheme not in ("http", "socks5", "socks5h") or "://" not in value:
-        raise ValueError("proxy URL must start with http://, socks5:// or socks5h://")
+    if scheme not in ("http", "https", "socks5", "socks5h") or "://" not in value:
+        raise ValueError("proxy URL must start with http://, https://, socks5:// or socks5h://")
     return value
 
 
@@ -102,6 +109,7 @@ class MessageWebSocketControl:
         "ping_timeout",
         "proxy",
         "proxy_credential",
+        "proxy_ssl_context",
         "receive_mode",
         "server_credential",
         "ssl_context",
@@ -118,6 +126,7 @@ class MessageWebSocketControl:
     server_credential: PasswordCredential | None
     proxy_credential: PasswordCredential | None
     proxy: str | None
+    proxy_ssl_context: ssl.SSLContext | None
     ignorable_server_certificate_errors: list[ChainValidationResult]
     client_certificate: ClientCertificate | None
     ssl_context: ssl.SSLContext | None
@@ -144,6 +153,7 @@ class MessageWebSocketControl:
             "server_credential": None,
             "proxy_credential": None,
             "proxy": "auto",
+            "proxy_ssl_context": None,
             "ignorable_server_certificate_errors": [],
             "client_certificate": None,
             "ssl_context": None,
@@ -280,15 +290,15 @@ def _check(name: str, value: Any) -> Any:
         if value is not None and not isinstance(value, ClientCertificate):
             raise TypeError("client_certificate must be a ClientCertificate or None")
         return value
-    if name == "ssl_context":
+    if name in ("ssl_context", "proxy_ssl_context"):
         if value is not None and not isinstance(value, ssl.SSLContext):
-            raise TypeError("ssl_context must be an ssl.SSLContext or None")
+            raise TypeError(f"{name} must be an ssl.SSLContext or None")
         if value is not None and (
             value.verify_mode != ssl.CERT_REQUIRED or not value.check_hostname
         ):
             raise ValueError(
-                "ssl_context must verify certificates and host names; to tolerate specific "
-                "errors use ignorable_server_certificate_errors"
+                f"{name} must verify certificates and host names; to tolerate specific "
+                "server certificate errors use ignorable_server_certificate_errors"
             )
         return value
     if name in ("desired_unsolicited_pong_interval", "ping_interval", "ping_timeout"):

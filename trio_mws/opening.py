@@ -20,7 +20,7 @@ from .handshake import UpgradeResult, upgrade
 from .information import HandshakeResponse
 from .proxy import choose_proxy, open_tunnel
 from .status import status_for_http_code
-from .transport import TlsInfo, open_tcp, start_tls
+from .transport import TlsInfo, open_tcp, socket_stream_of, start_tls
 from .uri import WebSocketURI, resolve_redirect
 
 __all__ = ["Opened", "open_connection"]
@@ -45,21 +45,14 @@ async def _open_stream(
     uri: WebSocketURI, control: MessageWebSocketControl, validator: CustomValidator | None
 ) -> tuple[trio.abc.Stream, trio.SocketStream, TlsInfo | None]:
     proxy = choose_proxy(uri, control)
-
-    async def connect() -> trio.SocketStream:
-        if proxy is None:
-            return await open_tcp(uri.host, uri.port, control)
-        return await open_tunnel(proxy, uri, control)
-
-    tcp = await connect()
+    if proxy is None:
+        transport: trio.abc.Stream = await open_tcp(uri.host, uri.port, control)
+    else:
+        transport = await open_tunnel(proxy, uri, control)
     if not uri.secure:
-        return tcp, tcp, None
-    try:
-        tls_stream, info = await start_tls(tcp, uri.host, control, validator, connect)
-    except BaseException:
-        await trio.aclose_forcefully(tcp)
-        raise
-    return tls_stream, tls_stream.transport_stream, info
+        return transport, socket_stream_of(transport), None
+    tls_stream, info = await start_tls(transport, uri.host, control, validator)
+    return tls_stream, socket_stream_of(tls_stream), info
 
 
 def _basic(credential: PasswordCredential) -> str:

@@ -2,9 +2,10 @@
 
 ``control.proxy`` is ``"auto"`` (the environment: ``https_proxy`` for wss, ``http_proxy`` for
 ws, then ``all_proxy``; ``no_proxy`` honoured; loopback never proxied), ``None`` (direct) or a
-``http://``, ``socks5://`` (we resolve the name) or ``socks5h://`` (the proxy resolves it) URL.
-HTTP proxies get a ``CONNECT`` (Basic credentials on 407); SOCKS5 proxies RFC 1928, with
-RFC 1929 user/password when credentials are given.
+``http://``, ``https://`` (TLS to the proxy first), ``socks5://`` (we resolve the name) or
+``socks5h://`` (the proxy resolves it) URL. HTTP(S) proxies get a ``CONNECT`` (Basic
+credentials on 407); SOCKS5 proxies RFC 1928, with RFC 1929 user/password when credentials
+are given.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ from .enums import WebErrorStatus
 from .errors import ConnectError, HandshakeError
 from .handshake import read_response
 from .status import classify, status_for_http_code
-from .transport import open_tcp
+from .transport import open_tcp, start_proxy_tls
 from .uri import WebSocketURI
 
 __all__ = ["Proxy", "choose_proxy", "open_tunnel"]
 
-_DEFAULT_PORTS = {"http": 8080, "socks5": 1080, "socks5h": 1080}
+_DEFAULT_PORTS = {"http": 8080, "https": 443, "socks5": 1080, "socks5h": 1080}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +49,6 @@ def parse_proxy(url: str, credential: PasswordCredential | None) -> Proxy:
         url = "http://" + url  # environment variables often omit the scheme
     parts = urllib.parse.urlsplit(url)
     scheme = parts.scheme.lower()
-    if scheme == "https":
-        raise ValueError("https:// proxies are not supported (use http:// or socks5://)")
     if scheme not in _DEFAULT_PORTS or not parts.hostname:
         raise ValueError(f"invalid proxy URL {url!r}")
     if credential is None and parts.username is not None:
@@ -117,7 +116,7 @@ def _target(uri: WebSocketURI) -> str:
     return f"{host}:{uri.port}"
 
 
-async def _send(stream: trio.SocketStream, data: bytes) -> None:
+async def _send(stream: trio.abc.Stream, data: bytes) -> None:
     try:
         await stream.send_all(data)
     except (trio.BrokenResourceError, OSError) as exc:
@@ -125,7 +124,7 @@ async def _send(stream: trio.SocketStream, data: bytes) -> None:
 
 
 async def _http_connect(
-    stream: trio.SocketStream,
+    stream: trio.abc.Stream,
     proxy: Proxy,
     uri: WebSocketURI,
     control: MessageWebSocketControl,
@@ -160,7 +159,7 @@ async def _http_connect(
 
 
 class _SocksReader:
-    def __init__(self, stream: trio.SocketStream) -> None:
+    def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
         self.buffer = bytearray()
 
@@ -217,7 +216,7 @@ async def _socks_address(uri: WebSocketURI, remote_dns: bool) -> bytes:
     return b"\x04" + address.packed
 
 
-async def _socks5(stream: trio.SocketStream, proxy: Proxy, uri: WebSocketURI) -> None:
+async def _socks5(stream: trio.abc.Stream, proxy: Proxy, uri: WebSocketURI) -> None:
     reader = _SocksReader(stream)
     methods = b"\x00\x02" if proxy.credential is not None else b"\x00"
     await _send(stream, b"\x05" + bytes([len(methods)]) + methods)
@@ -266,13 +265,16 @@ async def open_tunnel(
     proxy: Proxy,
     uri: WebSocketURI,
     control: MessageWebSocketControl,
-) -> trio.SocketStream:
+) -> trio.abc.Stream:
     """Connect to ``proxy`` and open a tunnel to ``uri``'s host and port."""
     credential: PasswordCredential | None = None
     while True:
-        stream = await open_tcp(proxy.host, proxy.port, control)
+        tcp = await open_tcp(proxy.host, proxy.port, control)
+        stream: trio.abc.Stream = tcp
+        if proxy.scheme == "https":
+            stream = await start_proxy_tls(tcp, proxy.host, control)
         try:
-            if proxy.scheme != "http":
+            if proxy.scheme.startswith("socks5"):
                 await _socks5(stream, proxy, uri)
                 return stream
             status = await _http_connect(stream, proxy, uri, control, credential)

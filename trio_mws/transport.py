@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import logging
 import os
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any, cast
 
 import trio
 from cryptography import x509
@@ -18,8 +16,8 @@ from cryptography import x509
 from .certificates import (
     CustomValidator,
     ServerCustomValidationRequest,
+    chain_errors,
     chain_result_for_verify_code,
-    find_own_errors,
     run_custom_validation,
     severity_for,
     status_for_chain_results,
@@ -28,8 +26,9 @@ from .control import MessageWebSocketControl
 from .enums import ChainValidationResult, SocketSslErrorSeverity, WebErrorStatus
 from .errors import CertificateError, CertificateRejected, ConnectError
 from .status import classify, status_for_os_error
+from .tls_contexts import proxy_context, tls_setup
 
-__all__ = ["TlsInfo", "open_tcp", "start_tls"]
+__all__ = ["TlsInfo", "open_tcp", "socket_stream_of", "start_proxy_tls", "start_tls"]
 
 logger = logging.getLogger("trio_mws")
 
@@ -101,174 +100,131 @@ class TlsInfo:
     severity: SocketSslErrorSeverity
 
 
-_recorded: ContextVar[list[ssl.SSLObject] | None] = ContextVar("_recorded", default=None)
+def socket_stream_of(stream: trio.abc.Stream) -> trio.SocketStream:
+    """The TCP stream under ``stream`` (TLS to the server, maybe inside TLS to a proxy)."""
+    while isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    assert isinstance(stream, trio.SocketStream)
+    return stream
 
 
-class _RecordingSSLObject(ssl.SSLObject):
-    """An ``ssl.SSLObject`` that hands itself to the TLS stage, which needs it to read the
-    chain the server sent (``trio.SSLStream`` keeps its object private)."""
+class _ObservedContext:
+    """Stands in for an ``ssl.SSLContext`` given to ``trio.SSLStream``, which only calls its
+    public ``wrap_bio``: we keep the ``ssl.SSLObject`` (trio keeps its own private) to read
+    the chain the server sent, without changing the user's context."""
 
-    def __new__(cls, *args: object, **kwargs: object) -> _RecordingSSLObject:
-        instance = super().__new__(cls)
-        sink = _recorded.get()
-        if sink is not None:
-            sink.append(instance)
-        return instance
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.context = context
+        self.ssl_object: ssl.SSLObject | None = None
 
-
-def _recording(context: ssl.SSLContext) -> ssl.SSLContext:
-    # Harmless on a user's context: the subclass only records while our handshake runs.
-    if context.sslobject_class is ssl.SSLObject:
-        context.sslobject_class = _RecordingSSLObject
-    return context
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        self.ssl_object = self.context.wrap_bio(*args, **kwargs)
+        return self.ssl_object
 
 
-@functools.cache
-def _default_context() -> ssl.SSLContext:
-    # Loading the system trust store costs milliseconds: do it once per process.
-    return _recording(ssl.create_default_context())
-
-
-def _context(control: MessageWebSocketControl, *, verify: bool) -> ssl.SSLContext:
-    if verify:
-        context = _recording(control.ssl_context) if control.ssl_context else _default_context()
-        check_verifying(context)
-    else:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if control.client_certificate is not None:
-        if verify:  # never add a client certificate to a shared or user-owned context
-            context = _copy_verifying(control.ssl_context or ssl.create_default_context())
-        cert = control.client_certificate
-        try:
-            context.load_cert_chain(cert.certfile, cert.keyfile, cert.password)
-        except (OSError, ssl.SSLError) as exc:
-            raise ValueError(f"cannot load client certificate: {exc}") from exc
-    return context
-
-
-def check_verifying(context: ssl.SSLContext) -> None:
-    """``control.ssl_context`` sets trust, never turns verification off (``ValueError``)."""
-    if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
-        raise ValueError(
-            "control.ssl_context must verify certificates and host names; to tolerate "
-            "specific errors use control.ignorable_server_certificate_errors"
-        )
-
-
-def _copy_verifying(base: ssl.SSLContext) -> ssl.SSLContext:
-    # load_cert_chain mutates a context: never mutate the user's own.
-    context = ssl.create_default_context()
-    pem = _ca_pem(base)
-    if pem:
-        context.load_verify_locations(cadata=pem)
-    return _recording(context)
-
-
-def _ca_pem(context: ssl.SSLContext) -> str:
-    ders = context.get_ca_certs(binary_form=True)
-    return "".join(ssl.DER_cert_to_PEM_cert(der) for der in ders)
-
-
-def _sent_chain(ssl_object: ssl.SSLObject | None) -> list[bytes]:
-    """The DER certificates the server sent, leaf first; empty when unavailable."""
-    getter = getattr(ssl_object, "get_unverified_chain", None)  # public from Python 3.13
-    if getter is None:  # 3.11 and 3.12 have it one level down
-        getter = getattr(getattr(ssl_object, "_sslobj", None), "get_unverified_chain", None)
-    if getter is None:
-        return []
-    try:
-        chain = getter() or []
-        return [
-            item if isinstance(item, bytes) else item.public_bytes(_ENCODING_DER) for item in chain
-        ]
-    except (AttributeError, TypeError, ValueError, ssl.SSLError):  # pragma: no cover
-        return []
-
-
-_ENCODING_DER = 2  # ssl's private _ssl.ENCODING_DER, for the 3.11/3.12 Certificate objects
-
-
-def _certificates(
-    stream: trio.SSLStream[trio.SocketStream], ssl_object: ssl.SSLObject | None
+def _received_chain(
+    stream: trio.SSLStream[Any], ssl_object: ssl.SSLObject | None
 ) -> tuple[x509.Certificate | None, tuple[x509.Certificate, ...]]:
-    der = stream.getpeercert(binary_form=True)
-    leaf = x509.load_der_x509_certificate(der) if der else None
-    chain = _sent_chain(ssl_object)
-    intermediates = tuple(x509.load_der_x509_certificate(item) for item in chain[1:])
-    return leaf, intermediates
+    """The leaf and the intermediates the server sent on this connection.
 
-
-async def _handshake(
-    tcp: trio.SocketStream, host: str, context: ssl.SSLContext
-) -> tuple[trio.SSLStream[trio.SocketStream], ssl.SSLObject | None]:
-    sink: list[ssl.SSLObject] = []
-    token = _recorded.set(sink)
-    try:
-        stream = trio.SSLStream(tcp, context, server_hostname=host)
-    finally:
-        _recorded.reset(token)
-    await stream.do_handshake()
-    return stream, (sink[0] if sink else None)
-
-
-async def start_tls(
-    tcp: trio.SocketStream,
-    host: str,
-    control: MessageWebSocketControl,
-    validator: CustomValidator | None,
-    reconnect: Callable[[], Awaitable[trio.SocketStream]],
-) -> tuple[trio.SSLStream[trio.SocketStream], TlsInfo]:
-    """Run the TLS handshake, classify certificate errors and apply the user's policy.
-
-    Default validation comes first; an error listed in
-    ``control.ignorable_server_certificate_errors`` is tolerated by reconnecting without
-    verification and checking what we can ourselves. Then ``validator`` (if any) decides.
+    ``SSLObject.get_unverified_chain()`` is public from Python 3.13. On 3.11 and 3.12 only
+    the leaf is readable (``getpeercert(binary_form=True)``): no intermediates are reported,
+    and our own validation must find the leaf's issuer among the trust anchors.
     """
-    errors: list[ChainValidationResult] = []
+    getter = getattr(ssl_object, "get_unverified_chain", None)
+    chain: list[bytes] = list(getter() or []) if getter is not None else []
+    if not chain:
+        der = stream.getpeercert(binary_form=True)
+        chain = [der] if der else []
+    if not chain:
+        return None, ()
+    certificates = [x509.load_der_x509_certificate(der) for der in chain]
+    return certificates[0], tuple(certificates[1:])
+
+
+async def _handshake(stream: trio.SSLStream[Any], host: str) -> None:
     try:
-        stream, ssl_object = await _handshake(tcp, host, _context(control, verify=True))
+        await stream.do_handshake()
     except trio.BrokenResourceError as exc:
-        await trio.aclose_forcefully(tcp)
         cause = exc.__cause__
-        if not isinstance(cause, ssl.SSLCertVerificationError):
-            raise ConnectError(
-                f"TLS handshake with {host} failed: {cause or exc}", classify(cause or exc)
-            ) from exc
-        errors.append(chain_result_for_verify_code(cause.verify_code))
-        if not all(error in control.ignorable_server_certificate_errors for error in errors):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            errors = [chain_result_for_verify_code(cause.verify_code)]
             raise CertificateError(
-                f"server certificate of {host} rejected: {cause.verify_message}",
+                f"certificate of {host} rejected: {cause.verify_message}",
                 status_for_chain_results(errors),
                 errors=errors,
             ) from exc
-        # Tolerated: open a fresh connection that does not verify, then look for more errors.
-        stream, ssl_object = await _handshake(
-            await reconnect(), host, _recording(_context(control, verify=False))
-        )
-    leaf, intermediates = _certificates(stream, ssl_object)
-    if errors and leaf is not None:
-        errors += [error for error in find_own_errors(leaf, host) if error not in errors]
-    severity = severity_for(errors, control.ignorable_server_certificate_errors)
-    if severity is SocketSslErrorSeverity.FATAL:
-        await trio.aclose_forcefully(stream)
-        fatal = [e for e in errors if e not in control.ignorable_server_certificate_errors]
-        raise CertificateError(
-            f"server certificate of {host} has errors: {', '.join(e.name for e in errors)}",
-            status_for_chain_results(fatal),
-            errors=errors,
-            certificate=leaf,
-        )
-    info = TlsInfo(leaf, intermediates, tuple(errors), severity)
-    if validator is not None and leaf is not None:
-        request = ServerCustomValidationRequest(leaf, intermediates, tuple(errors), severity)
-        if not await run_custom_validation(validator, request):
-            await trio.aclose_forcefully(stream)
-            raise CertificateRejected(
-                f"server certificate of {host} rejected by custom validation",
+        raise ConnectError(
+            f"TLS handshake with {host} failed: {cause or exc}", classify(cause or exc)
+        ) from exc
+
+
+async def start_proxy_tls(
+    transport: trio.SocketStream, host: str, control: MessageWebSocketControl
+) -> trio.SSLStream[trio.SocketStream]:
+    """TLS to an ``https://`` proxy, verified by OpenSSL against ``control.proxy_ssl_context``
+    (default: the system's trust). Closes ``transport`` on failure."""
+    try:
+        stream = trio.SSLStream(transport, await proxy_context(control), server_hostname=host)
+        await _handshake(stream, f"proxy {host}")
+    except BaseException:
+        await trio.aclose_forcefully(transport)
+        raise
+    return stream
+
+
+async def start_tls(
+    transport: trio.abc.Stream,
+    host: str,
+    control: MessageWebSocketControl,
+    validator: CustomValidator | None,
+) -> tuple[trio.SSLStream[trio.abc.Stream], TlsInfo]:
+    """Run the TLS handshake on ``transport``, validate and apply the user's policy.
+
+    Without ``control.ignorable_server_certificate_errors`` OpenSSL verifies during the
+    handshake. With them, the handshake does not verify and the chain the server sent on
+    this very connection is validated afterwards, reporting every error. Then ``validator``
+    (if any) decides. ``transport`` is closed on failure.
+    """
+    try:
+        setup = await tls_setup(control)
+    except BaseException:
+        await trio.aclose_forcefully(transport)
+        raise
+    observed = _ObservedContext(setup.context)
+    stream = trio.SSLStream(transport, cast(ssl.SSLContext, observed), server_hostname=host)
+    try:
+        await _handshake(stream, host)
+        leaf, intermediates = _received_chain(stream, observed.ssl_object)
+        if leaf is None:
+            raise CertificateError(
+                f"{host} sent no certificate",
                 WebErrorStatus.CERTIFICATE_IS_INVALID,
+                errors=[ChainValidationResult.UNTRUSTED],
+            )
+        errors: list[ChainValidationResult] = []
+        if setup.anchors is not None:
+            errors = chain_errors(leaf, intermediates, setup.anchors.store, host)
+        severity = severity_for(errors, control.ignorable_server_certificate_errors)
+        if severity is SocketSslErrorSeverity.FATAL:
+            fatal = [e for e in errors if e not in control.ignorable_server_certificate_errors]
+            raise CertificateError(
+                f"certificate of {host} has errors: {', '.join(e.name for e in errors)}",
+                status_for_chain_results(fatal),
                 errors=errors,
                 certificate=leaf,
             )
+        info = TlsInfo(leaf, intermediates, tuple(errors), severity)
+        if validator is not None:
+            request = ServerCustomValidationRequest(leaf, intermediates, tuple(errors), severity)
+            if not await run_custom_validation(validator, request):
+                raise CertificateRejected(
+                    f"certificate of {host} rejected by custom validation",
+                    WebErrorStatus.CERTIFICATE_IS_INVALID,
+                    errors=errors,
+                    certificate=leaf,
+                )
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
     return stream, info
