@@ -41,7 +41,7 @@ from trio_mws import (
 )
 from trio_mws.retry import parse_retry_after
 
-from .opening_helpers import RawServer, finish_close
+from .opening_helpers import RawServer, finish_close, refused_url
 from .rawserver import RawPeer, close_payload, frame
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "reconnecting.md"
@@ -56,6 +56,11 @@ class UpperBound(random.Random):
 
     def uniform(self, a: float, b: float) -> float:
         return b
+
+
+#: For tests where no retry should happen: a wrong retry shows as a second connection
+#: instead of an endless loop.
+BOUNDED = RetryPolicy(initial_delay=0.1, max_attempts=2)
 
 
 class Script:
@@ -238,12 +243,30 @@ async def test_handler_with_its_own_nursery_gets_one_exception(
     assert script.connections == 2
 
 
+async def test_refused_connections_are_retried(autojump_clock: trio.abc.Clock) -> None:
+    policy = RetryPolicy(max_attempts=3, rng=UpperBound())
+    start = trio.current_time()
+    with refused_url() as url, pytest.raises(ConnectError) as info:
+        await run_reconnecting(url, first_message, retry=policy)
+    assert info.value.status is WebErrorStatus.CANNOT_CONNECT
+    assert trio.current_time() - start == 1.0 + 2.0  # two backoff sleeps, three attempts
+
+
+async def test_message_too_big_is_not_retried(raw_server: RawServer) -> None:
+    script = Script(accept_then("x" * 100, hold=math.inf))
+    url = await raw_server(script)
+    with pytest.raises(MessageTooBig) as info:
+        await run_reconnecting(url, first_message, retry=BOUNDED, max_message_size=10)
+    assert info.value.code == 1009
+    assert script.connections == 1
+
+
 async def test_401_is_not_retried(raw_server: RawServer, caplog: pytest.LogCaptureFixture) -> None:
     script = Script(reject("401 Unauthorized", 'WWW-Authenticate: Bearer realm="feed"'))
     url = await raw_server(script)
     caplog.set_level(logging.INFO, logger="trio_mws")
     with pytest.raises(HandshakeError) as info:
-        await run_reconnecting(url, first_message)
+        await run_reconnecting(url, first_message, retry=BOUNDED)
     assert info.value.status_code == 401
     assert info.value.status is WebErrorStatus.UNAUTHORIZED
     assert script.connections == 1
@@ -273,7 +296,7 @@ async def test_certificate_failure_is_not_retried(nursery: trio.Nursery) -> None
     port = listeners[0].socket.getsockname()[1]
     nursery.start_soon(trio.serve_listeners, tls_peer, listeners)
     with pytest.raises(CertificateError) as info:
-        await run_reconnecting(f"wss://127.0.0.1:{port}/", first_message)
+        await run_reconnecting(f"wss://127.0.0.1:{port}/", first_message, retry=BOUNDED)
     assert info.value.status is WebErrorStatus.CERTIFICATE_IS_INVALID
     assert tcp_connections == 1
 
@@ -295,7 +318,7 @@ async def test_server_close_code_decides(
 
     if code == 1000:  # a normal close is final: the loop ends with it
         with pytest.raises(ConnectionClosed) as info:
-            await run_reconnecting(url, handler)
+            await run_reconnecting(url, handler, retry=BOUNDED)
         assert info.value.code == 1000
         assert info.value.status is WebErrorStatus.DISCONNECTED
         assert seen == ["bye"]
@@ -396,7 +419,7 @@ async def test_other_handler_exceptions_propagate_after_1011(raw_server: RawServ
         raise failure
 
     with pytest.raises(KeyError) as info:
-        await run_reconnecting(url, handler)
+        await run_reconnecting(url, handler, retry=BOUNDED)
     assert info.value is failure
     assert closes == [1011]
     assert script.connections == 1
@@ -415,7 +438,7 @@ async def test_websocket_error_while_open_is_the_handlers_own(raw_server: RawSer
         raise other
 
     with pytest.raises(ConnectError) as info:
-        await run_reconnecting(url, handler)
+        await run_reconnecting(url, handler, retry=BOUNDED)
     assert info.value is other
     assert closes == [1011]
     assert script.connections == 1
@@ -430,8 +453,26 @@ async def test_handler_that_closes_itself_is_done(raw_server: RawServer) -> None
         await ws.receive()
         await ws.close(4000, "done for today")
 
-    await run_reconnecting(url, handler)
+    await run_reconnecting(url, handler, retry=BOUNDED)
     assert closes == [4000]
+    assert script.connections == 1
+
+
+async def test_handler_close_that_times_out_is_still_done(
+    raw_server: RawServer, autojump_clock: trio.abc.Clock
+) -> None:
+    """The server never answers the handler's close: the close times out and aborts, which
+    looks like a lost connection from outside — but the handler asked to stop."""
+    script = Script(accept_then("ready", hold=math.inf))
+    url = await raw_server(script)
+
+    async def handler(ws: MessageWebSocket) -> None:
+        await ws.receive()
+        await ws.close(1000)
+
+    start = trio.current_time()
+    await run_reconnecting(url, handler, retry=BOUNDED, close_timeout=3.0)
+    assert trio.current_time() - start == 3.0
     assert script.connections == 1
 
 

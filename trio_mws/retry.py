@@ -19,7 +19,6 @@ from .errors import (
     CertificateError,
     ConnectionClosed,
     HandshakeError,
-    MessageTooBig,
     WebSocketError,
 )
 
@@ -180,9 +179,7 @@ class RetryPolicy:
         only; otherwise the status decides (:data:`RETRIED_STATUSES`). Anything else (a bug,
         a ``ValueError``) is never retried.
         """
-        if isinstance(exc, MessageTooBig):
-            return False
-        if isinstance(exc, ConnectionClosed):
+        if isinstance(exc, ConnectionClosed):  # MessageTooBig included: code 1009
             return exc.code in RETRIED_CLOSE_CODES
         if not isinstance(exc, WebSocketError) or isinstance(exc, CertificateError):
             return False
