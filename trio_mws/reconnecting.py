@@ -57,10 +57,8 @@ class _HandlerSocket(MessageWebSocket):
 class _Failure:
     """One attempt that ended in a way the policy judges."""
 
-    #: What ``should_retry`` and ``next_delay`` get.
-    judged: BaseException
-    #: What is raised when the policy says no (the handler's own exception, if it raised).
-    raised: BaseException
+    #: What ``should_retry`` and ``next_delay`` judge, and what is raised if the answer is no.
+    error: BaseException
     #: Seconds the connection stayed open; ``None`` when opening failed.
     lived: float | None
 
@@ -118,14 +116,14 @@ async def run_reconnecting(
         now = trio.current_time()
         if failure.lived is not None and failure.lived >= policy.reset_after:
             attempts, streak_start = 1, now  # a good connection: start counting afresh
-        what = _describe(failure.judged)
-        if not policy.should_retry(failure.judged):
+        what = _describe(failure.error)
+        if not policy.should_retry(failure.error):
             logger.info("not reconnecting to %s: %s", target, what)
-            raise failure.raised
+            raise failure.error
         if policy.max_attempts is not None and attempts >= policy.max_attempts:
             logger.warning("giving up on %s after %d attempts: %s", target, attempts, what)
-            raise failure.raised
-        delay = _checked_delay(policy.next_delay(attempts, failure.judged))
+            raise failure.error
+        delay = _checked_delay(policy.next_delay(attempts, failure.error))
         if policy.max_elapsed is not None and now + delay - streak_start > policy.max_elapsed:
             logger.warning(
                 "giving up on %s: the next attempt would start after max_elapsed (%s s): %s",
@@ -133,7 +131,7 @@ async def run_reconnecting(
                 policy.max_elapsed,
                 what,
             )
-            raise failure.raised
+            raise failure.error
         logger.warning(
             "reconnecting to %s in %.3f s (attempt %d failed: %s)", target, delay, attempts, what
         )
@@ -150,7 +148,7 @@ async def _connect_and_handle(
         try:
             await ws.connect(uri)
         except WebSocketError as exc:
-            return _Failure(exc, exc, None)
+            return _Failure(exc, None)
         opened_at = trio.current_time()
         try:
             await handler(ws)
@@ -166,13 +164,12 @@ async def _connect_and_handle(
             if not ws.ended_by_server():
                 return None
         lived = trio.current_time() - opened_at
+    if raised is not None and not isinstance(raised, BaseExceptionGroup):
+        return _Failure(raised, lived)  # the handler's own WebSocketError
+    # The handler returned, or raised a group: the socket's closure stands for it.
     closure = await _closure_of(ws)
-    if raised is None:
-        return _Failure(closure, closure, lived)
-    if isinstance(raised, BaseExceptionGroup):  # judged, and raised, as the socket's closure
-        closure.__context__ = raised
-        return _Failure(closure, closure, lived)
-    return _Failure(raised, raised, lived)
+    closure.__context__ = raised
+    return _Failure(closure, lived)
 
 
 async def _closure_of(ws: MessageWebSocket) -> ConnectionClosed:

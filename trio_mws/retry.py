@@ -86,8 +86,8 @@ def parse_retry_after(value: str, now: float) -> float | None:
     """
     value = value.strip()
     if _DIGITS.fullmatch(value):
-        # Very long digit strings would make int() slow or raise: anything beyond a year of
-        # seconds is "very long" anyway, and max_delay bounds it.
+        # A huge digit string would make int() slow or raise; beyond 9 digits (31 years)
+        # the exact value does not matter: max_delay bounds it.
         return float(int(value)) if len(value) <= 9 else math.inf
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -144,9 +144,11 @@ class RetryPolicy:
     #: A connection that stayed open at least this long, seconds, resets the attempt count
     #: and the elapsed time: its loss is treated as a first failure (default 60.0).
     reset_after: float = 60.0
-    #: The random source of the jitter (default: a fresh ``random.Random()``); pass a
-    #: seeded ``random.Random(seed)`` for reproducible delays. It is not used for security.
-    rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+    #: The random source of the jitter, keyword-only (default: a fresh ``random.Random()``);
+    #: pass a seeded ``random.Random(seed)`` for reproducible delays. Not for security.
+    rng: random.Random = field(
+        default_factory=random.Random, repr=False, compare=False, kw_only=True
+    )
 
     def __post_init__(self) -> None:
         _number("initial_delay", self.initial_delay)
