@@ -253,11 +253,19 @@ async def test_refused_connections_are_retried(autojump_clock: trio.abc.Clock) -
 
 
 async def test_message_too_big_is_not_retried(raw_server: RawServer) -> None:
-    script = Script(accept_then("x" * 100, hold=math.inf))
+    codes: list[int | None] = []
+
+    async def too_big(peer: RawPeer) -> None:
+        await peer.accept()
+        await peer.send(frame(2, b"x" * 100))
+        codes.append(await peer.read_close())
+
+    script = Script(too_big)
     url = await raw_server(script)
     with pytest.raises(MessageTooBig) as info:
         await run_reconnecting(url, first_message, retry=BOUNDED, max_message_size=10)
     assert info.value.code == 1009
+    assert codes == [1009]  # the client said why it failed the connection
     assert script.connections == 1
 
 
