@@ -269,6 +269,26 @@ async def test_message_too_big_is_not_retried(raw_server: RawServer) -> None:
     assert script.connections == 1
 
 
+async def test_mixed_group_from_the_handler_leaves_unchanged(raw_server: RawServer) -> None:
+    script = Script(accept_then("hello"))
+    url = await raw_server(script)
+    group: ExceptionGroup[Exception] | None = None
+
+    async def handler(ws: MessageWebSocket) -> None:
+        nonlocal group
+        try:
+            async for _ in ws:
+                pass
+        except ConnectionClosed as lost:
+            group = ExceptionGroup("handler tasks", [lost, KeyError("bug")])
+            raise group from None
+
+    with pytest.raises(ExceptionGroup) as info:
+        await run_reconnecting(url, handler, retry=BOUNDED)
+    assert info.value is group  # not judged as a closure: it holds a bug
+    assert script.connections == 1
+
+
 async def test_401_is_not_retried(raw_server: RawServer, caplog: pytest.LogCaptureFixture) -> None:
     script = Script(reject("401 Unauthorized", 'WWW-Authenticate: Bearer realm="feed"'))
     url = await raw_server(script)
