@@ -24,6 +24,8 @@ from .errors import (
 from .events import Closed, MessageReceived
 from .information import BandwidthStatistics, HandshakeResponse, MessageWebSocketInformation
 from .message_websocket import MessageWebSocket
+from .reconnecting import run_reconnecting
+from .retry import RetryPolicy
 
 __all__ = [
     "BandwidthStatistics",
@@ -43,6 +45,7 @@ __all__ = [
     "MessageWebSocketInformation",
     "MessageWebSocketReceiveMode",
     "PasswordCredential",
+    "RetryPolicy",
     "ServerCustomValidationRequest",
     "SocketMessageType",
     "SocketSslErrorSeverity",
@@ -52,4 +55,5 @@ __all__ = [
     "__version__",
     "open_message_websocket",
     "run_message_websocket",
+    "run_reconnecting",
 ]
