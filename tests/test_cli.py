@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import termios
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -187,6 +188,40 @@ def test_debug_shows_the_traceback_of_a_failure() -> None:
     assert result.returncode == 1
     assert "Traceback" in result.stderr
     assert "(status CANNOT_CONNECT)" in result.stderr
+
+
+def test_output_closed_by_its_reader_ends_quietly() -> None:
+    # `… | trio-mws | head -1`: the reader of stdout goes away after one line.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trio_mws"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=0,  # nothing left to flush (and fail) once the CLI has gone
+    )
+    with process:
+        assert process.stdin is not None and process.stdout is not None
+        assert process.stderr is not None
+        stdin = process.stdin
+
+        def feed() -> None:
+            try:
+                stdin.write(b"echo me\n" * 50_000)  # far more output than a pipe buffers
+            except BrokenPipeError:
+                pass
+            stdin.close()
+
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        assert process.stdout.readline() == b"echo me\n"
+        process.stdout.close()
+        status = process.wait(TIMEOUT)
+        feeder.join(TIMEOUT)
+        err = process.stderr.read().decode()
+    assert "Traceback" not in err
+    assert "Exception ignored" not in err
+    assert lines(err)[-2:] == ["standard output closed", "closed: 1000 (normal closure)"]
+    assert status == 0
 
 
 # --- through a pipe, against scripted servers ---------------------------------------------

@@ -161,14 +161,22 @@ class _Output:
         self.terminal = sys.stdout.isatty()
         self.typing = sys.stdin.isatty()  # a person types: hints make sense
 
-    def message(self, event: MessageReceived) -> None:
+    def message(self, event: MessageReceived) -> bool:
+        """Print an incoming message; False once stdout's reader has gone (``| head``)."""
         if event.message_type is SocketMessageType.UTF8:
             text = event.text
         else:
             text = f"<binary {len(event.data)} bytes: {event.data[:64].hex(' ')}>"
         if self.terminal:
             text = "< " + "\n  ".join(_escaped(line) for line in text.split("\n"))
-        print(text, flush=True)
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            # Python's recipe (signal module docs): point stdout at devnull, so that the
+            # flush at exit does not fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return False
+        return True
 
     def status(self, line: str) -> None:
         """One line on stderr; server-chosen text in it cannot break the line or the terminal."""
@@ -251,7 +259,9 @@ class _Client:
             async for event in ws.events():
                 if isinstance(event, Closed):
                     break
-                self.output.message(event)
+                if not self.output.message(event):
+                    self.output.status("standard output closed")
+                    break  # and close: nobody reads what arrives
                 if event.is_message_complete:
                     self.received += 1
                 self.progress.set()
