@@ -159,7 +159,7 @@ class _Output:
     def __init__(self, *, debug: bool) -> None:
         self.debug = debug
         self.terminal = sys.stdout.isatty()
-        self.typing = sys.stdin.isatty()  # a person types: hints make sense
+        self.interactive = sys.stdin.isatty()  # a person types: hints make sense
 
     def message(self, event: MessageReceived) -> bool:
         """Print an incoming message; False once stdout's reader has gone (``| head``)."""
@@ -208,7 +208,7 @@ class _Client:
             if self.interrupted:
                 raise KeyboardInterrupt
             self.interrupted = True
-            if self.output.typing:
+            if self.output.interactive:
                 print(file=sys.stderr)  # after the terminal's "^C"
             self.output.status("interrupted")
             self.work.cancel()
@@ -234,7 +234,7 @@ class _Client:
                 self.output.status(
                     f"connected to {url}"
                     + (f" (protocol {protocol})" if protocol else "")
-                    + ("; type messages, Ctrl-D to close" if self.output.typing else "")
+                    + ("; type messages, Ctrl-D to close" if self.output.interactive else "")
                 )
                 await self.talk(ws)
             if self.interrupted:
@@ -255,13 +255,18 @@ class _Client:
             await ws.close(1000)
 
     async def print_messages(self, ws: MessageWebSocket) -> None:
+        output_open = True
         try:
             async for event in ws.events():
                 if isinstance(event, Closed):
                     break
+                if not output_open:
+                    continue  # until the close that follows completes
                 if not self.output.message(event):
+                    output_open = False
                     self.output.status("standard output closed")
-                    break  # and close: nobody reads what arrives
+                    self.input.cancel()  # and close: nobody reads what arrives
+                    continue
                 if event.is_message_complete:
                     self.received += 1
                 self.progress.set()
@@ -307,11 +312,9 @@ class _Client:
     def report(self, ws: MessageWebSocket) -> int:
         closed = ws.closed
         if closed is None:
-            lost = self.lost
-            if lost is None:  # cannot happen: the printer ends with a Closed or a loss
-                self.output.status("connection lost (status UNKNOWN)")
-            else:
-                self.output.failure("connection lost", lost)
+            # The printer ends with a Closed event (then ws.closed is set) or an exception.
+            assert self.lost is not None
+            self.output.failure("connection lost", self.lost)
             return EXIT_FAILED
         if self.lost is not None and closed.initiated_locally:  # e.g. a message too big
             self.output.failure("error", self.lost)
