@@ -117,19 +117,16 @@ class Terminal:
         deadline = time.monotonic() + TIMEOUT
         while self._read(deadline):
             assert time.monotonic() < deadline, f"still running; screen: {self.screen!r}"
-        try:
-            return self.process.wait(TIMEOUT)
-        finally:
-            os.close(self.master)
+        return self.process.wait(TIMEOUT)
 
-    def kill(self) -> None:
-        if self.process.poll() is None:
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process.poll() is None:  # a failed test: do not leave the CLI behind
             self.process.kill()
             self.process.wait()
-
-
-def lines(text: str) -> list[str]:
-    return text.splitlines()
+        os.close(self.master)
 
 
 # --- through a pipe, against the embedded echo server -------------------------------------
@@ -138,9 +135,9 @@ def lines(text: str) -> list[str]:
 def test_embedded_echo_through_a_pipe() -> None:
     result = run_cli(stdin="hello\nwörld\n\n")
     assert result.returncode == 0, result.stderr
-    assert lines(result.stdout) == ["hello", "wörld", ""]  # plain: no "< " marker on a pipe
+    assert result.stdout.splitlines() == ["hello", "wörld", ""]  # plain: no "< " marker on a pipe
     assert "embedded echo server on ws://127.0.0.1:" in result.stderr
-    assert lines(result.stderr)[-1] == "closed: 1000 (normal closure)"
+    assert result.stderr.splitlines()[-1] == "closed: 1000 (normal closure)"
     assert "Ctrl-D" not in result.stderr  # the typing hint is for a terminal only
 
 
@@ -176,10 +173,10 @@ def test_bad_arguments_exit_2_before_any_io() -> None:
 def test_refused_port_exits_1_with_one_line_and_its_status() -> None:
     result = run_cli("ws://127.0.0.1:1/")
     assert result.returncode == 1
-    assert lines(result.stderr) == [
-        line for line in lines(result.stderr) if line.startswith("error: ")
+    assert result.stderr.splitlines() == [
+        line for line in result.stderr.splitlines() if line.startswith("error: ")
     ]
-    assert len(lines(result.stderr)) == 1, result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
     assert "(status CANNOT_CONNECT)" in result.stderr
 
 
@@ -220,7 +217,7 @@ def test_output_closed_by_its_reader_ends_quietly() -> None:
         err = process.stderr.read().decode()
     assert "Traceback" not in err
     assert "Exception ignored" not in err
-    assert lines(err)[-2:] == ["standard output closed", "closed: 1000 (normal closure)"]
+    assert err.splitlines()[-2:] == ["standard output closed", "closed: 1000 (normal closure)"]
     assert status == 0
 
 
@@ -245,7 +242,7 @@ async def test_ctrl_d_closes_with_1000_and_sends_headers(raw_server: Callable[..
     )
     assert result.returncode == 0, result.stderr
     assert seen == {"header": "yes", "message": (True, 1, b"one line"), "close": 1000}
-    assert lines(result.stderr)[-1] == "closed: 1000 (normal closure)"
+    assert result.stderr.splitlines()[-1] == "closed: 1000 (normal closure)"
 
 
 async def close_with_1008_after_first_message(peer: RawPeer) -> None:
@@ -261,7 +258,7 @@ async def test_server_closes_while_input_lines_remain(raw_server: Callable[..., 
     many_lines = "line\n" * 50_000  # still being sent when the close arrives
     result = await trio.to_thread.run_sync(lambda: run_cli(url, stdin=many_lines))
     assert "Traceback" not in result.stderr
-    assert lines(result.stderr)[-1] == "closed by server: 1008 (policy violation): no thanks"
+    assert result.stderr.splitlines()[-1] == "closed by server: 1008 (policy violation): no thanks"
     assert result.returncode == 1
 
 
@@ -277,7 +274,7 @@ async def test_server_closes_while_waiting_for_input(raw_server: Callable[..., A
 
     status, _out, err = await trio.to_thread.run_sync(talk)
     assert "Traceback" not in err
-    assert lines(err)[-1] == "closed by server: 1008 (policy violation): no thanks"
+    assert err.splitlines()[-1] == "closed by server: 1008 (policy violation): no thanks"
     assert status == 1
 
 
@@ -290,7 +287,7 @@ async def test_connection_lost_after_input_ends_exits_1(raw_server: Callable[...
     url = await raw_server(drop_after_first_message)
     result = await trio.to_thread.run_sync(lambda: run_cli(url, "--wait", "30", stdin="hi\n"))
     assert "Traceback" not in result.stderr
-    last = lines(result.stderr)[-1]
+    last = result.stderr.splitlines()[-1]
     assert last.startswith("connection lost: "), result.stderr
     assert last.endswith("(status DISCONNECTED)"), result.stderr
     assert result.returncode == 1
@@ -305,7 +302,7 @@ async def test_connection_lost_mid_input_exits_1(raw_server: Callable[..., Any])
     url = await raw_server(drop_after_first_message)
     result = await trio.to_thread.run_sync(lambda: run_cli(url, stdin="line\n" * 50_000))
     assert "Traceback" not in result.stderr
-    assert lines(result.stderr)[-1].startswith("connection lost: "), result.stderr
+    assert result.stderr.splitlines()[-1].startswith("connection lost: "), result.stderr
     assert result.returncode == 1
 
 
@@ -321,8 +318,8 @@ async def test_messages_before_a_server_close_are_printed(
     url = await raw_server(greet_and_close)
 
     status, out, err = await trio.to_thread.run_sync(lambda: wait_with_input_open(start_cli(url)))
-    assert lines(out) == ["first", "second"]
-    assert lines(err)[-1] == "closed by server: 1000 (normal closure): bye"
+    assert out.splitlines() == ["first", "second"]
+    assert err.splitlines()[-1] == "closed by server: 1000 (normal closure): bye"
     assert status == 0
 
 
@@ -346,7 +343,7 @@ async def test_sigint_through_a_pipe_exits_130(raw_server: Callable[..., Any]) -
 
     status, err = await trio.to_thread.run_sync(talk)
     assert "Traceback" not in err
-    assert lines(err)[-2:] == ["interrupted", "closed: 1001 (going away)"]
+    assert err.splitlines()[-2:] == ["interrupted", "closed: 1001 (going away)"]
     assert status == 130
 
 
@@ -354,27 +351,21 @@ async def test_sigint_through_a_pipe_exits_130(raw_server: Callable[..., Any]) -
 
 
 def test_terminal_marks_incoming_lines_and_ctrl_d_closes() -> None:
-    terminal = Terminal()
-    try:
+    with Terminal() as terminal:
         terminal.expect("type messages, Ctrl-D to close")
         terminal.type(b"hello\n")
         terminal.expect("< hello\n")
         terminal.type(b"\x04")
         assert terminal.wait() == 0
-    finally:
-        terminal.kill()
     assert terminal.screen.endswith("closed: 1000 (normal closure)\n"), terminal.screen
     assert "Traceback" not in terminal.screen
 
 
 def test_ctrl_c_on_a_terminal_exits_130_without_traceback() -> None:
-    terminal = Terminal()
-    try:
+    with Terminal() as terminal:
         terminal.expect("Ctrl-D to close")
         terminal.type(b"\x03")
         assert terminal.wait() == 130
-    finally:
-        terminal.kill()
     assert "Traceback" not in terminal.screen
     assert terminal.screen.endswith("interrupted\nclosed: 1001 (going away)\n"), terminal.screen
 
@@ -388,19 +379,17 @@ async def test_second_ctrl_c_stops_waiting_for_the_close(raw_server: Callable[..
     url = await raw_server(never_answers_the_close)
 
     def talk() -> Terminal:
-        terminal = Terminal(url)
-        try:
+        with Terminal(url) as terminal:
             terminal.expect("Ctrl-D to close")
             terminal.type(b"\x03")
             terminal.expect("interrupted\n")
             terminal.type(b"\x03")
             assert terminal.wait() == 130
-        finally:
-            terminal.kill()
         return terminal
 
     terminal = await trio.to_thread.run_sync(talk)
     assert "Traceback" not in terminal.screen
+    assert terminal.screen.endswith("interrupted again: not waiting for the close\n")
 
 
 async def test_terminal_exits_when_the_server_closes_while_waiting_for_input(
@@ -409,13 +398,10 @@ async def test_terminal_exits_when_the_server_closes_while_waiting_for_input(
     url = await raw_server(close_with_1008_after_first_message)
 
     def talk() -> Terminal:
-        terminal = Terminal(url)
-        try:
+        with Terminal(url) as terminal:
             terminal.expect("Ctrl-D to close")
             terminal.type(b"hello\n")
             assert terminal.wait() == 1
-        finally:
-            terminal.kill()
         return terminal
 
     terminal = await trio.to_thread.run_sync(talk)
@@ -435,13 +421,10 @@ async def test_terminal_shows_control_characters_escaped(raw_server: Callable[..
     url = await raw_server(send_escapes)
 
     def talk() -> Terminal:
-        terminal = Terminal(url)
-        try:
+        with Terminal(url) as terminal:
             terminal.expect("< ")
             terminal.type(b"\x04")
             assert terminal.wait() == 0
-        finally:
-            terminal.kill()
         return terminal
 
     terminal = await trio.to_thread.run_sync(talk)

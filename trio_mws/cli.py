@@ -205,11 +205,12 @@ class _Client:
     async def watch_interrupts(self, interrupts: AsyncIterator[int]) -> None:
         """First Ctrl-C: stop and close politely. Second: exit now."""
         async for _ in interrupts:
-            if self.interrupted:
-                raise KeyboardInterrupt
-            self.interrupted = True
             if self.output.interactive:
                 print(file=sys.stderr)  # after the terminal's "^C"
+            if self.interrupted:
+                self.output.status("interrupted again: not waiting for the close")
+                raise KeyboardInterrupt
+            self.interrupted = True
             self.output.status("interrupted")
             self.work.cancel()
 
