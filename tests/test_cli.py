@@ -430,3 +430,26 @@ async def test_terminal_shows_control_characters_escaped(raw_server: Callable[..
     terminal = await trio.to_thread.run_sync(talk)
     assert "\x1b" not in terminal.screen
     assert "< \\x1b]0;owned\\x07\\x1b[2Jhi\n" in terminal.screen
+
+
+async def test_terminal_exits_when_the_connection_drops_while_waiting_for_input(
+    raw_server: Callable[..., Any],
+) -> None:
+    async def drop_after_first_message(peer: RawPeer) -> None:
+        await peer.accept()
+        await peer.read_frame()
+        await peer.stream.aclose()  # no close frame
+
+    url = await raw_server(drop_after_first_message)
+
+    def talk() -> Terminal:
+        with Terminal(url) as terminal:
+            terminal.expect("Ctrl-D to close")
+            terminal.type(b"hello\n")
+            assert terminal.wait() == 1
+        return terminal
+
+    terminal = await trio.to_thread.run_sync(talk)
+    assert "Traceback" not in terminal.screen
+    last = terminal.screen.splitlines()[-1]
+    assert last.startswith("connection lost: ") and last.endswith("(status DISCONNECTED)"), last
