@@ -1,8 +1,9 @@
 """trio_mws: a message-oriented WebSocket client for trio, shaped like Windows'
 ``MessageWebSocket``."""
 
+from ._version import __version__
 from .certificates import ServerCustomValidationRequest
-from .control import ClientCertificate, MessageWebSocketControl, PasswordCredential, __version__
+from .control import ClientCertificate, MessageWebSocketControl, PasswordCredential
 from .entry_points import open_message_websocket, run_message_websocket
 from .enums import (
     ChainValidationResult,

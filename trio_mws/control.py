@@ -8,12 +8,10 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
+from ._version import __version__
 from .enums import ChainValidationResult, MessageWebSocketReceiveMode, SocketMessageType
 
 __all__ = ["ClientCertificate", "MessageWebSocketControl", "PasswordCredential"]
-
-#: Version of the package, used in the default User-Agent.
-__version__ = "0.1.0"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,19 @@
-"""pytest fixtures for trio_mws users (enable with ``pytest_plugins = ["trio_mws.pytest_plugin"]``).
+"""pytest fixtures for trio_mws users.
 
-Needs pytest-trio. Fixtures:
+Enable them with ``pytest_plugins = ["trio_mws.pytest_plugin"]`` in your top ``conftest.py``,
+or ``-p trio_mws.pytest_plugin`` on the command line or in ``addopts``.
+
+Requirements: pytest-trio, and tests that run under trio. The fixtures are async (trio)
+fixtures, so the tests that use them must be trio tests: set ``trio_mode = true`` in your
+pytest configuration (``[tool.pytest.ini_options]``), or mark each such test with
+``@pytest.mark.trio``. (pytest-trio refuses a trio fixture in a test that is not a trio test.)
+
+The plugin is deliberately not registered as a ``pytest11`` entry point: such a plugin is
+loaded by every pytest run of every environment where trio_mws is installed (it would import
+trio_mws and trio-websocket and claim these fixture names in projects that never asked), so
+it is opt-in only.
+
+Fixtures:
 
 - ``echo_server_url``: the ``ws://`` URL of an embedded echo server (trio-websocket), alive
   for the test.
