@@ -73,7 +73,8 @@ def with_server(text: str, url: str) -> str:
 def test_the_readme_has_code_to_run() -> None:
     assert len(PYTHON_BLOCKS) >= 1
     assert len(SHELL_BLOCKS) >= 1
-    assert all(_PLACEHOLDER_URL.search(block.code) for block in PYTHON_BLOCKS)
+    # Most blocks talk to the placeholder server; some start servers of their own.
+    assert any(_PLACEHOLDER_URL.search(block.code) for block in PYTHON_BLOCKS)
 
 
 def test_placeholder_urls_are_replaced_path_and_all() -> None:
