@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         "retried": retried,
         "errors": errors,
         "elapsed_s": elapsed,
-        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
     }
     rows = report.aggregate(results)
     text = report.markdown(rows, meta)

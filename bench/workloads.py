@@ -192,13 +192,13 @@ class Params:
     pipelined_size: int = 64
     large_count: int = 60
     large_size: int = MIB
-    handshake_count: int = 400
+    handshake_count: int = 300
     memory_connections: int = 1000
-    compressed_count: int = 3000
+    compressed_count: int = 2000
     compressed_size: int = 4096
     wss_pipelined_count: int = 30_000
     wss_large_count: int = 40
-    wss_handshake_count: int = 200
+    wss_handshake_count: int = 100
     server_cpu_port: int | None = None
 
     @classmethod
