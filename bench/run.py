@@ -318,6 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     with echo_server(args.server_impl, layout.server) as server:
         print(f"echo server: {server['impl']} on {server['loop']} (pid {server['pid']})")
         print(layout.describe())
+        if "tls_missing" in server:
+            skipped = [w for w in workloads if WORKLOADS[w].endpoint == "wss"]
+            workloads = [w for w in workloads if w not in skipped]
+            if skipped:
+                errors.append(f"skipped {', '.join(skipped)}: {server['tls_missing']}")
+                print(f"note: {errors[-1]}", file=sys.stderr)
         headroom = run_headroom(server, args.quick, layout.client)
         for round_no in range(rounds):
             if round_no and args.wait_quiet:

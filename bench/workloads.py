@@ -186,15 +186,15 @@ def workload_key(name: str) -> str:
 class Params:
     """Workload sizes (the ``--quick`` run uses smaller ones)."""
 
-    latency_count: int = 5000
+    latency_count: int = 3000
     latency_size: int = 32
-    pipelined_count: int = 50_000
+    pipelined_count: int = 40_000
     pipelined_size: int = 64
     large_count: int = 60
     large_size: int = MIB
     handshake_count: int = 300
     memory_connections: int = 1000
-    compressed_count: int = 2000
+    compressed_count: int = 1500
     compressed_size: int = 4096
     wss_pipelined_count: int = 30_000
     wss_large_count: int = 40
