@@ -384,3 +384,37 @@ def _log_axis(ax: Any, lowest: float, highest: float) -> None:
     ax.yaxis.set_minor_locator(NullLocator())
     ax.set_yticklabels([f"{t:g}" for t in ticks])
     ax.set_ylabel("ratio (higher is better, log)")
+
+
+def readme_table(targets: list[dict[str, Any]]) -> list[str]:
+    """The short target table for the project's README."""
+    lines = [
+        "| workload | trio_mws | baseline | ratio | target | met | CPU ratio |",
+        "|---|--:|--:|--:|---|:-:|--:|",
+    ]
+    for t in targets:
+        baseline = CLIENTS[t["baseline"]].label if t["baseline"] else "bound"
+        met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
+        lines.append(
+            f"| {WORKLOADS[t['workload']].short.replace(chr(10), ' ')} "
+            f"| {_fmt_value(t['value'])} {t['unit']} "
+            f"| {_fmt_value(t['baseline_value'])} ({baseline}) | {_fmt(t['ratio'], '.2f', 'x')} "
+            f"| {t['target'] or '-'} | {met} | {_fmt(t['cpu_ratio'], '.2f', 'x')} |"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bench.report [RESULTS.json]``: print the README's target table."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("results", type=Path, nargs="?", default=Path("bench/results/latest.json"))
+    args = parser.parse_args(argv)
+    document = json.loads(args.results.read_text())
+    print("\n".join(readme_table(target_rows(aggregate(document["results"])))))
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeVar
 
@@ -31,7 +31,7 @@ class Event(Protocol):
 class TaskGroup(Protocol):
     """What the workloads use of a trio nursery (``start_soon``)."""
 
-    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    def start_soon(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
         """Start ``fn(*args)`` as a child task."""
 
 
@@ -84,11 +84,8 @@ class _AsyncioGroup:
     def __init__(self, group: asyncio.TaskGroup) -> None:
         self._group = group
 
-    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        async def call() -> Any:
-            return await fn(*args)
-
-        return self._group.create_task(call())
+    def start_soon(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
+        return self._group.create_task(fn(*args))
 
 
 class AsyncioRuntime:

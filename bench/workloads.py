@@ -68,7 +68,7 @@ WORKLOADS: dict[str, Workload] = {
             "latency",
             "latency: 32 B text round trips (client and server on separate CPUs)",
             "msg/s",
-            "latency\n32 B",
+            "latency 32 B\nseparate CPUs",
             "latency",
             "latency_count",
             "round trip",
@@ -77,7 +77,7 @@ WORKLOADS: dict[str, Workload] = {
             "latency-same-core",
             "latency: 32 B text round trips (client on the server's CPU)",
             "msg/s",
-            "latency\nsame CPU",
+            "latency 32 B\nsame CPU",
             "latency",
             "latency_count",
             "round trip",
@@ -396,6 +396,7 @@ async def memory(client: Client, endpoint: Endpoint, p: Params, count: int) -> d
     async def hold(opened: Event) -> None:
         async with client.connect(endpoint):
             opened.set()
+            del opened  # the harness keeps nothing per connection but this task
             await release.wait()
 
     async def open_all(group: TaskGroup, n: int) -> None:
