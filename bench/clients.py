@@ -58,8 +58,6 @@ class Client:
     label: str = ""
     #: Whether the client talks WebSocket (False: raw TCP/TLS echo).
     websocket: bool = True
-    #: Whether the client can negotiate permessage-deflate.
-    compression: bool = True
     #: The event loop the client runs on.
     runtime: Runtime = TRIO
 
@@ -235,7 +233,6 @@ class TrioWebsocketClient(Client):
 
     key = "trio_websocket"
     label = "trio-websocket"
-    compression = False
 
     def connect(self, endpoint: Endpoint) -> AbstractAsyncContextManager[Any]:
         from trio_websocket import open_websocket_url
@@ -254,7 +251,6 @@ class RawTcpClient(Client):
     key = "raw"
     label = "raw trio TCP/TLS"
     websocket = False
-    compression = False
 
     @contextlib.asynccontextmanager
     async def connect(self, endpoint: Endpoint) -> AsyncIterator[trio.abc.Stream]:

@@ -51,7 +51,8 @@ class _PyinstrumentHook:
     def __init__(self) -> None:
         from pyinstrument import Profiler
 
-        self.profiler = Profiler(interval=0.0001)
+        # Sample whatever the thread runs (every task), not one task's await chain.
+        self.profiler = Profiler(interval=0.0001, async_mode="disabled")
 
     def enable(self) -> None:
         self.profiler.start()
