@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -406,9 +408,6 @@ def readme_table(targets: list[dict[str, Any]]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m bench.report [RESULTS.json]``: print the README's target table."""
-    import argparse
-    import json
-
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("results", type=Path, nargs="?", default=Path("bench/results/latest.json"))
     args = parser.parse_args(argv)
