@@ -16,8 +16,7 @@ from .certificates import CustomValidator
 from .control import MessageWebSocketControl, PasswordCredential
 from .enums import WebErrorStatus
 from .errors import ConnectError, HandshakeError
-from .handshake import UpgradeResult, upgrade
-from .information import HandshakeResponse
+from .handshake import NotUpgraded, UpgradeResult, upgrade
 from .proxy import choose_proxy, open_tunnel
 from .status import status_for_http_code
 from .transport import TlsInfo, open_tcp, start_tls
@@ -75,12 +74,15 @@ def _credential(uri: WebSocketURI, control: MessageWebSocketControl) -> Password
     return None
 
 
-def _refused(
-    response: HandshakeResponse, body: bytes, message: str, status: WebErrorStatus
-) -> HandshakeError:
+def _refused(refusal: NotUpgraded, message: str, status: WebErrorStatus) -> HandshakeError:
     """The error for a response that did not upgrade (redirect refused, auth failed, ...)."""
+    response = refusal.response
     return HandshakeError(
-        message, status, status_code=response.status_code, headers=response.headers, body=body
+        message,
+        status,
+        status_code=response.status_code,
+        headers=response.headers,
+        body=refusal.body,
     )
 
 
@@ -95,21 +97,20 @@ async def _attempts(
     while True:
         stream, tcp, tls = await _open_stream(uri, control, validator)
         try:
-            response, outcome = await upgrade(stream, uri, control, headers)
+            outcome = await upgrade(stream, uri, control, headers)
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise
         if isinstance(outcome, UpgradeResult):
             return Opened(stream, tcp, uri, outcome, tls)
         await trio.aclose_forcefully(stream)
-        code = response.status_code
-        location = response.get("location")
+        code = outcome.response.status_code
+        location = outcome.response.get("location")
 
         if code in _REDIRECTS and location:
             redirects += 1
             if redirects > control.max_redirects:
                 raise _refused(
-                    response,
                     outcome,
                     f"more than {control.max_redirects} redirects",
                     WebErrorStatus.REDIRECT_FAILED,
@@ -118,11 +119,10 @@ async def _attempts(
                 target = resolve_redirect(uri, location)
             except ValueError as exc:
                 raise _refused(
-                    response, outcome, f"bad redirect: {exc}", WebErrorStatus.REDIRECT_FAILED
+                    outcome, f"bad redirect: {exc}", WebErrorStatus.REDIRECT_FAILED
                 ) from None
             if uri.secure and not target.secure:
                 raise _refused(
-                    response,
                     outcome,
                     f"refusing redirect from {uri} to {target}",
                     WebErrorStatus.HTTPS_TO_HTTP_ON_REDIRECTION,
@@ -134,7 +134,7 @@ async def _attempts(
             uri = target
             continue
         credential = _credential(uri, control)
-        challenge = (response.get("www-authenticate") or "").lower()
+        challenge = (outcome.response.get("www-authenticate") or "").lower()
         if (
             code == 401
             and credential is not None
@@ -145,9 +145,8 @@ async def _attempts(
             authorization_sent = True
             continue
         raise _refused(
-            response,
             outcome,
-            f"server answered the upgrade with HTTP {code} {response.reason}".rstrip(),
+            f"server answered the upgrade with HTTP {code} {outcome.response.reason}".rstrip(),
             status_for_http_code(code),
         )
 
