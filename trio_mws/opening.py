@@ -66,6 +66,11 @@ def _basic(credential: PasswordCredential) -> str:
     return "Basic " + base64.b64encode(token).decode("ascii")
 
 
+def _origin(uri: WebSocketURI) -> tuple[bool, str, int]:
+    """Scheme, host and port: credentials are only ever sent where they were given."""
+    return uri.secure, uri.host.lower().rstrip("."), uri.port
+
+
 def _credential(uri: WebSocketURI, control: MessageWebSocketControl) -> PasswordCredential | None:
     if control.server_credential is not None:
         return control.server_credential
@@ -86,14 +91,33 @@ def _refused(refusal: NotUpgraded, message: str, status: WebErrorStatus) -> Hand
     )
 
 
+def _redirect_target(uri: WebSocketURI, refusal: NotUpgraded, location: str) -> WebSocketURI:
+    try:
+        target = resolve_redirect(uri, location)
+    except ValueError as exc:
+        raise _refused(refusal, f"bad redirect: {exc}", WebErrorStatus.REDIRECT_FAILED) from None
+    if uri.secure and not target.secure:
+        raise _refused(
+            refusal,
+            f"refusing redirect from {uri} to {target}",
+            WebErrorStatus.HTTPS_TO_HTTP_ON_REDIRECTION,
+        )
+    return target
+
+
 async def _attempts(
     uri: WebSocketURI,
     control: MessageWebSocketControl,
     headers: dict[str, str],
     validator: CustomValidator | None,
 ) -> Opened:
+    # Credentials belong to the origin of the URI the user gave: server_credential, the
+    # URI's userinfo, the user's Authorization and Cookie headers. Once a redirect leaves that
+    # origin they are dropped for good, as browsers and httpx do: nothing to leak, and no
+    # other origin can pick where on this one they are used.
+    credential = _credential(uri, control)
+    answered = any(name.lower() == "authorization" for name in headers)
     redirects = 0
-    authorization_sent = any(name.lower() == "authorization" for name in headers)
     while True:
         stream, tcp, tls = await _open_stream(uri, control, validator)
         try:
@@ -115,34 +139,26 @@ async def _attempts(
                     f"more than {control.max_redirects} redirects",
                     WebErrorStatus.REDIRECT_FAILED,
                 )
-            try:
-                target = resolve_redirect(uri, location)
-            except ValueError as exc:
-                raise _refused(
-                    outcome, f"bad redirect: {exc}", WebErrorStatus.REDIRECT_FAILED
-                ) from None
-            if uri.secure and not target.secure:
-                raise _refused(
-                    outcome,
-                    f"refusing redirect from {uri} to {target}",
-                    WebErrorStatus.HTTPS_TO_HTTP_ON_REDIRECTION,
-                )
+            target = _redirect_target(uri, outcome, location)
             logger.debug("redirect %d: %s -> %s", code, uri, target)
-            if (target.host, target.port) != (uri.host, uri.port):
-                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-                authorization_sent = False
+            if _origin(target) != _origin(uri):
+                headers = {
+                    name: value
+                    for name, value in headers.items()
+                    if name.lower() not in ("authorization", "cookie")
+                }
+                credential = None
             uri = target
             continue
-        credential = _credential(uri, control)
         challenge = (outcome.response.get("www-authenticate") or "").lower()
         if (
             code == 401
             and credential is not None
-            and not authorization_sent
+            and not answered
             and (not challenge or "basic" in challenge)
         ):
             headers = {**headers, "Authorization": _basic(credential)}
-            authorization_sent = True
+            answered = True
             continue
         raise _refused(
             outcome,
