@@ -40,15 +40,37 @@ class Opened:
     tls: TlsInfo | None
 
 
+def _check_host_name(host: str) -> None:
+    """Refuse a name that no resolver can look up, before any I/O and whether or not a
+    proxy resolves it: DNS labels have 1 to 63 characters (what the IDNA codecs check).
+    IP literals pass; non-ASCII names are left to the resolver's IDNA encoding."""
+    if ":" in host or not host.isascii():
+        return
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    if len(host) > 253 or not all(0 < len(label) < 64 for label in labels):
+        raise ConnectError(
+            f"cannot resolve {host!r}: not a valid DNS name (a label is empty or longer "
+            "than 63 characters, or the name is longer than 253)",
+            WebErrorStatus.HOST_NAME_NOT_RESOLVED,
+        )
+
+
 async def _open_stream(
     uri: WebSocketURI, control: MessageWebSocketControl, validator: CustomValidator | None
 ) -> tuple[trio.abc.Stream, trio.SocketStream, TlsInfo | None]:
+    _check_host_name(uri.host)
     proxy = choose_proxy(uri, control)
 
     async def connect() -> trio.SocketStream:
-        if proxy is None:
-            return await open_tcp(uri.host, uri.port, control)
-        return await open_tunnel(proxy, uri, control)
+        try:
+            if proxy is None:
+                return await open_tcp(uri.host, uri.port, control)
+            return await open_tunnel(proxy, uri, control)
+        except UnicodeError as exc:  # the IDNA codecs: a label over 63 characters, ...
+            raise ConnectError(
+                f"cannot resolve {uri.host!r}: not a valid DNS name ({exc})",
+                WebErrorStatus.HOST_NAME_NOT_RESOLVED,
+            ) from exc
 
     tcp = await connect()
     if not uri.secure:
