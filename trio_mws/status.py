@@ -92,9 +92,10 @@ def _status_for_ssl_error(error: ssl.SSLError) -> WebErrorStatus:
 def status_for_os_error(error: OSError) -> WebErrorStatus:
     """The status for an ``OSError`` raised by DNS or a socket operation.
 
-    ``CONNECTION_ABORTED`` when neither its errno, nor its type, nor what it wraps says more.
+    ``UNKNOWN`` when neither its errno, nor its type, nor what it wraps says more: the
+    caller knows what was being done and picks the fallback.
     """
-    return _specific(error)
+    return _walk(error)[0]
 
 
 def _own_status(error: BaseException) -> WebErrorStatus:
@@ -128,13 +129,12 @@ def _own_status(error: BaseException) -> WebErrorStatus:
 _CONNECTION_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 
 
-def _specific(error: BaseException) -> WebErrorStatus:
+def _walk(error: BaseException) -> tuple[WebErrorStatus, bool]:
     """The status of ``error`` or, breadth first, of what it wraps: the members of a group
     and causes (trio.open_tcp_stream raises ``OSError("all attempts ... failed")`` from a
     group of the attempts' errors; trio's stream errors wrap the socket's or ssl's).
 
-    Else ``CONNECTION_ABORTED`` when a system or stream error was seen (the connection was
-    given up for a reason it does not say), else ``UNKNOWN``.
+    ``UNKNOWN`` if none says more, with whether a system or stream error was among them.
     """
     queue: list[BaseException] = [error]
     seen: set[int] = set()
@@ -146,13 +146,13 @@ def _specific(error: BaseException) -> WebErrorStatus:
         seen.add(id(item))
         status = _own_status(item)
         if status is not WebErrorStatus.UNKNOWN:
-            return status
+            return status, aborted
         aborted = aborted or isinstance(item, _CONNECTION_ERRORS)
         if isinstance(item, BaseExceptionGroup):
             queue.extend(item.exceptions[:_MAX_VISITED])
         if isinstance(item.__cause__, BaseException):
             queue.append(item.__cause__)
-    return WebErrorStatus.CONNECTION_ABORTED if aborted else WebErrorStatus.UNKNOWN
+    return WebErrorStatus.UNKNOWN, aborted
 
 
 def _is_idna_error(error: UnicodeError) -> bool:
@@ -170,6 +170,10 @@ def classify(error: BaseException | None) -> WebErrorStatus:
     if error is None:
         return WebErrorStatus.UNKNOWN
     try:
-        return _specific(error)
+        status, aborted = _walk(error)
     except Exception:  # a hostile exception object (a property that raises, ...)
         return WebErrorStatus.UNKNOWN
+    if status is WebErrorStatus.UNKNOWN and aborted:
+        # A system or stream error that says nothing more: the connection was given up.
+        return WebErrorStatus.CONNECTION_ABORTED
+    return status
