@@ -310,6 +310,19 @@ async def test_dns_label_of_64_characters(proxy: bool) -> None:
     assert "63 characters" in str(info.value)
 
 
+async def test_internationalised_name_that_idna_refuses() -> None:
+    # Left to the resolver's IDNA encoding (trio uses the idna package): its UnicodeError
+    # becomes a ConnectError, never escapes.
+    host = "\u00e9" * 64 + ".example"
+    with trio.fail_after(30), pytest.raises(ConnectError) as info:
+        async with trio_mws.open_message_websocket(f"ws://{host}/"):
+            pass
+    assert info.value.status is Status.HOST_NAME_NOT_RESOLVED
+    assert "not a valid DNS name" in str(info.value)
+    assert isinstance(info.value.__cause__, UnicodeError)
+    assert WebSocketError.get_status(info.value.__cause__) is Status.HOST_NAME_NOT_RESOLVED
+
+
 # -- locally producible failures of connect ---------------------------------------------------
 
 
