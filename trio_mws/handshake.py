@@ -145,6 +145,14 @@ def _combined(head: Head) -> dict[bytes, bytes]:
     return values
 
 
+def _has_token(value: bytes | None, token: bytes) -> bool:
+    """Whether the comma-separated ``value`` lists ``token`` (case-insensitive)."""
+    if value is None:
+        return False
+    value = value.lower()
+    return value == token or token in [item.strip() for item in value.split(b",")]
+
+
 def _items(value: bytes | None) -> list[bytes]:
     """The non-empty items of a comma-separated header value."""
     if not value:
@@ -160,9 +168,9 @@ def check_upgrade(
 ) -> tuple[str | None, ClientPerMessageDeflate | None]:
     """Check a 101 response (RFC 6455 section 4.1) and return the negotiated options."""
     values = _combined(head)
-    if b"websocket" not in _items(values.get(b"upgrade", b"").lower()):
+    if not _has_token(values.get(b"upgrade"), b"websocket"):
         raise invalid_response("101 response without 'Upgrade: websocket'", head)
-    if b"upgrade" not in _items(values.get(b"connection", b"").lower()):
+    if not _has_token(values.get(b"connection"), b"upgrade"):
         raise invalid_response("101 response without 'Connection: Upgrade'", head)
     if values.get(b"sec-websocket-accept") != accept_for(key):
         raise invalid_response("wrong Sec-WebSocket-Accept in the server's response", head)

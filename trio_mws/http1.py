@@ -77,6 +77,7 @@ class HttpExchange:
         self._http = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
         self._received = bytearray()  # everything read up to the end of the head
         self._head_done = False
+        self._need_data = True  # nothing received yet: read before asking h11 for an event
 
     async def send_request(self, request: bytes, *, connect: bool = False) -> None:
         """Send ``request``: a complete head without body, built by the caller; a ``GET``
@@ -122,6 +123,11 @@ class HttpExchange:
         # Bounded: every pass reads new bytes, and h11 refuses a head over MAX_HEAD; the body
         # reader stops at MAX_BODY; connect_timeout bounds the time.
         while True:
+            if self._need_data:
+                data = await self._receive()
+                if not self._head_done:
+                    self._received += data
+                self._http.receive_data(data)
             try:
                 event = self._http.next_event()
             except h11.RemoteProtocolError as exc:
@@ -130,12 +136,9 @@ class HttpExchange:
                         "server closed the connection without answering"
                     ) from exc
                 raise invalid_response(f"malformed HTTP response: {exc}") from exc
-            if event is not h11.NEED_DATA:
+            self._need_data = event is h11.NEED_DATA
+            if not self._need_data:
                 return cast(h11.Event | type[h11.PAUSED], event)
-            data = await self._receive()
-            if not self._head_done:
-                self._received += data
-            self._http.receive_data(data)
 
     async def read_head(self) -> Head:
         """Read the final response head (or a 101), skipping a few interim 1xx responses."""
