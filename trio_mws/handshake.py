@@ -8,12 +8,11 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import h11
 import trio
 
 from .compression import ClientPerMessageDeflate
 from .control import MessageWebSocketControl, is_token
-from .http1 import MAX_HEAD, Head, HttpExchange, invalid_response, response_of
+from .http1 import Head, HttpExchange, invalid_response, parse_switched_head, response_of
 from .information import HandshakeResponse
 from .uri import WebSocketURI
 
@@ -121,19 +120,7 @@ def build_request(
 
 def parse_head(head: bytes) -> HandshakeResponse:
     """Parse the raw head of a 101 response again (kept raw to keep idle connections small)."""
-    http = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
-    http.send(
-        h11.Request(
-            method=b"GET", target=b"/", headers=[(b"Host", b"h"), (b"Upgrade", b"websocket")]
-        )
-    )
-    http.send(h11.EndOfMessage())
-    http.receive_data(head)
-    for _ in range(head.count(b"\r\n\r\n")):  # one head per blank line at most
-        event = http.next_event()
-        if isinstance(event, h11.InformationalResponse) and event.status_code == 101:
-            return response_of(event)
-    raise ValueError("not the head of a 101 response")
+    return response_of(parse_switched_head(head))
 
 
 def _combined(head: Head) -> dict[bytes, bytes]:

@@ -20,9 +20,16 @@ from .information import HandshakeResponse
 from .status import classify
 from .transport import direct_descriptor
 
-__all__ = ["MAX_BODY", "MAX_HEAD", "HttpExchange", "invalid_response", "response_of"]
+__all__ = [
+    "MAX_BODY",
+    "MAX_HEAD",
+    "HttpExchange",
+    "invalid_response",
+    "parse_switched_head",
+    "response_of",
+]
 
-#: Bytes of status line and headers we accept (interim 1xx responses included).
+#: Bytes of one response head (status line and headers) we accept; 8 interim heads at most.
 MAX_HEAD = 64 * 1024
 #: Bytes of a response body we read and keep; the rest is never read.
 MAX_BODY = 64 * 1024
@@ -61,6 +68,19 @@ def invalid_response(message: str, head: Head | None = None) -> HandshakeError:
         status_code=response.status_code if response else None,
         headers=response.headers if response else (),
     )
+
+
+def parse_switched_head(head: bytes) -> Head:
+    """Parse again a head that :meth:`HttpExchange.switched` returned after a 101."""
+    http = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
+    http.send(_UPGRADE)
+    http.send(_END)
+    http.receive_data(head)
+    for _ in range(head.count(b"\r\n\r\n")):  # one head per blank line at most
+        event = http.next_event()
+        if isinstance(event, h11.InformationalResponse) and event.status_code == 101:
+            return event
+    raise ValueError("not the head of a 101 response")
 
 
 class HttpExchange:
