@@ -149,17 +149,20 @@ def _items(value: bytes | None) -> list[bytes]:
 
 def check_upgrade(
     head: Head,
-    key: bytes,
+    accept: bytes,
     protocols: Sequence[str],
     deflate: ClientPerMessageDeflate | None,
 ) -> tuple[str | None, ClientPerMessageDeflate | None]:
-    """Check a 101 response (RFC 6455 section 4.1) and return the negotiated options."""
+    """Check a 101 response (RFC 6455 section 4.1) and return the negotiated options.
+
+    ``accept`` is the ``Sec-WebSocket-Accept`` value expected (:func:`accept_for`).
+    """
     values = _combined(head)
     if not _has_token(values.get(b"upgrade"), b"websocket"):
         raise invalid_response("101 response without 'Upgrade: websocket'", head)
     if not _has_token(values.get(b"connection"), b"upgrade"):
         raise invalid_response("101 response without 'Connection: Upgrade'", head)
-    if values.get(b"sec-websocket-accept") != accept_for(key):
+    if values.get(b"sec-websocket-accept") != accept:
         raise invalid_response("wrong Sec-WebSocket-Accept in the server's response", head)
     chosen = [item.decode("iso-8859-1") for item in _items(values.get(b"sec-websocket-protocol"))]
     protocol: str | None = None
@@ -197,9 +200,10 @@ async def upgrade(
     exchange = HttpExchange(stream)
     request = build_request(uri, key, control, headers, deflate)
     await exchange.send_request(request)
+    accept = accept_for(key)  # while the server answers
     head = await exchange.read_head()
     if head.status_code != 101:
         return NotUpgraded(response_of(head), await exchange.read_body())
-    protocol, accepted = check_upgrade(head, key, control.supported_protocols, deflate)
+    protocol, accepted = check_upgrade(head, accept, control.supported_protocols, deflate)
     raw_head, trailing = exchange.switched()
     return UpgradeResult(raw_head, protocol, accepted, trailing)
