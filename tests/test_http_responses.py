@@ -159,6 +159,27 @@ async def test_huge_error_body_is_neither_buffered_nor_waited_for(
     assert peak[0] < 4 * MiB
 
 
+async def test_stalled_error_body_keeps_the_status(
+    raw_server: RawServer, autojump_clock: object
+) -> None:
+    # 100 bytes announced, 3 sent, then silence: the 404 is what the user must see, promptly,
+    # not a TIMEOUT after connect_timeout.
+    async def handler(peer: RawPeer) -> None:
+        await answer(peer, b"HTTP/1.1 404 Not Found\r\nContent-Length: 100\r\n\r\nabc")
+        await trio.sleep_forever()
+
+    url = await raw_server(handler)
+    start = trio.current_time()
+    error = await _connect_error(url, connect_timeout=60)
+    assert isinstance(error, HandshakeError)
+    assert (error.status, error.status_code, error.body) == (
+        WebErrorStatus.NOT_FOUND,
+        404,
+        b"abc",
+    )
+    assert trio.current_time() - start < 10
+
+
 async def test_endless_header_line_is_invalid(raw_server: RawServer) -> None:
     async def handler(peer: RawPeer) -> None:
         await peer.read_request()

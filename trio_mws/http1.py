@@ -21,6 +21,7 @@ from .status import classify
 from .transport import direct_descriptor
 
 __all__ = [
+    "BODY_WAIT",
     "MAX_BODY",
     "MAX_HEAD",
     "HttpExchange",
@@ -36,6 +37,8 @@ MAX_BODY = 64 * 1024
 _READ_SIZE = 65536
 #: Interim (1xx) responses tolerated before the final one.
 _MAX_INTERIM = 8
+#: Seconds we wait for the rest of an error body: its status is what matters.
+BODY_WAIT = 5.0
 
 Head = h11.Response | h11.InformationalResponse
 
@@ -182,17 +185,20 @@ class HttpExchange:
         return bytes(self._received[:end]), bytes(trailing)
 
     async def read_body(self) -> bytes:
-        """The body of a response that did not switch protocols: at most ``MAX_BODY`` bytes.
+        """The body of a response that did not switch protocols: at most ``MAX_BODY`` bytes,
+        waited for at most ``BODY_WAIT`` seconds.
 
-        A body cut short or malformed keeps what arrived: the status is what matters then.
+        A body cut short, malformed or too slow keeps what arrived: the status is what
+        matters then.
         """
         body = bytearray()
-        while len(body) < MAX_BODY:
-            try:
-                event = await self._next_event()
-            except ConnectError:
-                break
-            if not isinstance(event, h11.Data):
-                break
-            body += event.data
+        with trio.move_on_after(BODY_WAIT):
+            while len(body) < MAX_BODY:
+                try:
+                    event = await self._next_event()
+                except ConnectError:
+                    break
+                if not isinstance(event, h11.Data):
+                    break
+                body += event.data
         return bytes(body[:MAX_BODY])

@@ -69,7 +69,7 @@ async def _open_stream(
             if proxy is None:
                 return await open_tcp(uri.host, uri.port, control)
             return await open_tunnel(proxy, uri, control)
-        except UnicodeError as exc:  # the IDNA codecs: a label over 63 characters, ...
+        except UnicodeError as exc:  # the IDNA encoding of a non-ASCII name failed
             raise ConnectError(
                 f"cannot resolve {uri.host!r}: not a valid DNS name ({exc})",
                 WebErrorStatus.HOST_NAME_NOT_RESOLVED,
