@@ -525,6 +525,95 @@ async def test_non_basic_challenge_is_not_answered(raw_server: RawServer) -> Non
     assert server.seen == [None]  # the password was not sent to a non-Basic challenge
 
 
+# -- credentials stay with their origin ---------------------------------------------------------
+# Two raw servers on 127.0.0.1 listen on two ports: two origins (scheme, host, port).
+
+
+async def _redirected_to(raw_server: RawServer, other: BasicServer) -> str:
+    """A URL whose server redirects (302) to a second server, ``other``, on another port."""
+    other_url = await raw_server(other)
+
+    async def first(peer: RawPeer) -> None:
+        await answer(peer, _redirect(302, other_url + "elsewhere"))
+
+    return await raw_server(first)
+
+
+async def test_server_credential_is_not_sent_to_another_origin(raw_server: RawServer) -> None:
+    other = BasicServer("alice", "s3cret")
+    url = await _redirected_to(raw_server, other)
+    with pytest.raises(HandshakeError) as info:
+        async with trio_mws.open_message_websocket(
+            url, server_credential=PasswordCredential("alice", "s3cret")
+        ):
+            pytest.fail("the other origin got the password")
+    assert info.value.status is WebErrorStatus.UNAUTHORIZED
+    assert info.value.status_code == 401
+    assert other.seen == [None]
+
+
+async def test_uri_userinfo_is_not_sent_to_another_origin(raw_server: RawServer) -> None:
+    other = BasicServer("alice", "s3cret")
+    url = await _redirected_to(raw_server, other)
+    with pytest.raises(HandshakeError) as info:
+        async with trio_mws.open_message_websocket(url.replace("ws://", "ws://alice:s3cret@")):
+            pytest.fail("the other origin got the password")
+    assert info.value.status is WebErrorStatus.UNAUTHORIZED
+    assert other.seen == [None]
+
+
+async def test_authorization_and_cookie_headers_stay_with_their_origin(
+    raw_server: RawServer,
+) -> None:
+    seen: list[list[tuple[str, str]]] = []
+
+    async def home(peer: RawPeer) -> None:
+        # The home origin redirects to the other one, which sends the client back home.
+        await peer.read_request()
+        seen.append(request_headers(peer))
+        if request_line(peer).startswith("GET /start"):
+            await peer.send(_redirect(302, other_url))
+            return
+        await send_101(peer)
+        await finish_close(peer)
+
+    async def other(peer: RawPeer) -> None:
+        await peer.read_request()
+        seen.append(request_headers(peer))
+        await peer.send(_redirect(302, home_url + "back"))
+
+    home_url = await raw_server(home)
+    other_url = await raw_server(other)
+    secrets = {"Authorization": "Bearer t0ken", "Cookie": "session=abc"}
+    async with trio_mws.open_message_websocket(home_url + "start", headers=secrets):
+        pass
+    first, at_other, back_home = ({name for name, _ in headers} for headers in seen)
+    assert {"authorization", "cookie"} <= first
+    assert not {"authorization", "cookie"} & at_other
+    # Back on the home origin at a place the other origin chose: still none (as browsers).
+    assert not {"authorization", "cookie"} & back_home
+
+
+async def test_same_origin_redirect_keeps_credentials(raw_server: RawServer) -> None:
+    server = BasicServer("alice", "s3cret")
+    lines: list[str] = []
+
+    async def handler(peer: RawPeer) -> None:
+        if not lines:
+            await peer.read_request()
+            lines.append(request_line(peer))
+            await peer.send(_redirect(307, "/chat"))
+            return
+        await server(peer)
+
+    url = await raw_server(handler)
+    async with trio_mws.open_message_websocket(
+        url, server_credential=PasswordCredential("alice", "s3cret")
+    ) as ws:
+        assert state(ws) is WebSocketState.OPEN
+    assert server.seen == [None, basic("alice", "s3cret")]
+
+
 # -- request headers ----------------------------------------------------------------------------
 
 

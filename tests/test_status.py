@@ -10,10 +10,15 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
+from typing import cast
 
+import h11
 import pytest
 import trio
 import trio.lowlevel
+import trustme
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import trio_mws
 from trio_mws import ConnectError, HandshakeError, WebErrorStatus, WebSocketError
@@ -25,6 +30,7 @@ from .opening_helpers import (
     finish_close,
     refused_url,
     send_101,
+    serve_tls_raw,
     state,
 )
 from .rawserver import RawPeer
@@ -120,8 +126,201 @@ def test_get_status_never_raises() -> None:
     looped_b = OSError("b")
     looped_a.__cause__ = looped_b
     looped_b.__cause__ = looped_a  # a cause cycle must not hang or raise
-    for error in (_HostileErrno("x"), looped_a, _HostileStr(), "not an exception", 42):
+    for error in (_HostileErrno("x"), _HostileStr(), "not an exception", 42):
         assert WebSocketError.get_status(error) is Status.UNKNOWN  # type: ignore[arg-type]
+    # An OSError that says nothing more: the system gave up on the operation.
+    assert WebSocketError.get_status(looped_a) is Status.CONNECTION_ABORTED
+
+
+# -- classification by type, not only by errno --------------------------------------------------
+
+
+def _wrapping(outer: BaseException, cause: BaseException) -> BaseException:
+    outer.__cause__ = cause
+    return outer
+
+
+def _happy_eyeballs(*attempts: Exception) -> OSError:
+    """Like trio.open_tcp_stream's failure: an OSError without errno from a group."""
+    message = "all attempts to connect to example.test:80 failed"
+    return cast(OSError, _wrapping(OSError(message), ExceptionGroup(message, list(attempts))))
+
+
+def _bare_verification_error() -> ssl.SSLCertVerificationError:
+    return ssl.SSLCertVerificationError()  # no verify_code attribute at all
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (ConnectionRefusedError(), Status.CANNOT_CONNECT),
+        (ConnectionResetError(), Status.CONNECTION_RESET),
+        (ConnectionAbortedError(), Status.CONNECTION_ABORTED),
+        (BrokenPipeError(), Status.CONNECTION_ABORTED),
+        (ConnectionResetError("reset by peer"), Status.CONNECTION_RESET),
+        (socket.herror(1, "Unknown host"), Status.HOST_NAME_NOT_RESOLVED),
+        (socket.herror(), Status.HOST_NAME_NOT_RESOLVED),
+        (socket.gaierror(), Status.HOST_NAME_NOT_RESOLVED),
+        (TimeoutError(), Status.TIMEOUT),
+        (TimeoutError(errno.ETIMEDOUT, "timed out"), Status.TIMEOUT),
+        (
+            _happy_eyeballs(ConnectionRefusedError(), ConnectionRefusedError()),
+            Status.CANNOT_CONNECT,
+        ),
+        (_happy_eyeballs(TimeoutError()), Status.TIMEOUT),
+        (_happy_eyeballs(OSError("odd"), socket.herror()), Status.HOST_NAME_NOT_RESOLVED),
+        (_bare_verification_error(), Status.CERTIFICATE_IS_INVALID),
+        (
+            ssl.SSLCertVerificationError(1, "certificate verify failed"),
+            Status.CERTIFICATE_IS_INVALID,
+        ),
+        (ssl.SSLEOFError(), Status.DISCONNECTED),
+        (ssl.SSLEOFError(8, "EOF occurred in violation of protocol"), Status.DISCONNECTED),
+        (ssl.SSLZeroReturnError(), Status.DISCONNECTED),
+        (ssl.SSLSyscallError(5, "Some I/O error occurred"), Status.CONNECTION_ABORTED),
+        (
+            ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number"),
+            Status.CONNECTION_ABORTED,
+        ),
+        (ssl.SSLError(), Status.CONNECTION_ABORTED),
+        (ssl.SSLWantReadError(), Status.CONNECTION_ABORTED),
+        (ssl.SSLWantWriteError(), Status.CONNECTION_ABORTED),
+        (_wrapping(trio.BrokenResourceError(), ssl.SSLEOFError()), Status.DISCONNECTED),
+        (_wrapping(trio.BrokenResourceError(), ConnectionResetError()), Status.CONNECTION_RESET),
+        (trio.BrokenResourceError(), Status.CONNECTION_ABORTED),
+        (trio.ClosedResourceError(), Status.CONNECTION_ABORTED),
+        (h11.RemoteProtocolError("bad"), Status.ERROR_HTTP_INVALID_SERVER_RESPONSE),
+        (UnicodeError("label empty or too long"), Status.HOST_NAME_NOT_RESOLVED),
+        (OSError(errno.EADDRNOTAVAIL, "cannot assign requested address"), Status.CANNOT_CONNECT),
+        (OSError(errno.EMFILE, "too many open files"), Status.CANNOT_CONNECT),
+        (OSError("no errno, nothing more"), Status.CONNECTION_ABORTED),
+    ],
+    ids=repr,
+)
+def test_get_status_by_type(error: BaseException, status: WebErrorStatus) -> None:
+    assert WebSocketError.get_status(error) is status
+
+
+def _build(kind: type[BaseException], args: list[object]) -> BaseException:
+    if issubclass(kind, h11.ProtocolError):
+        return kind(repr(args))  # its message is required
+    return kind(*args)
+
+
+def _exceptions() -> st.SearchStrategy[BaseException]:
+    """Exceptions of every type a network operation can raise, built with odd arguments."""
+    args = st.lists(
+        st.none()
+        | st.integers(-(2**70), 2**70)
+        | st.text(max_size=8)
+        | st.binary(max_size=4)
+        | st.lists(st.integers(), max_size=2),
+        max_size=4,
+    )
+    kinds = st.sampled_from(
+        [
+            OSError, ConnectionError, ConnectionRefusedError, ConnectionResetError,
+            ConnectionAbortedError, BrokenPipeError, TimeoutError, InterruptedError,
+            socket.herror, socket.gaierror, socket.timeout, ssl.SSLError, ssl.SSLZeroReturnError,
+            ssl.SSLWantReadError, ssl.SSLWantWriteError, ssl.SSLSyscallError, ssl.SSLEOFError,
+            ssl.SSLCertVerificationError, trio.BrokenResourceError, trio.ClosedResourceError,
+            trio.TooSlowError, h11.RemoteProtocolError, UnicodeError,
+        ]
+    )  # fmt: skip
+    leaves = st.builds(_build, kinds, args)
+    return st.recursive(
+        leaves,
+        lambda inner: (
+            st.builds(_wrapping, inner, inner)
+            | st.builds(
+                lambda items: ExceptionGroup("group", items),
+                st.lists(inner, min_size=1, max_size=3),
+            )
+        ),
+        max_leaves=6,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(error=_exceptions(), cycle=st.booleans())
+def test_get_status_of_anything_the_network_raises(error: BaseException, cycle: bool) -> None:
+    if cycle:  # a cause cycle must neither hang nor raise
+        innermost = error
+        while isinstance(innermost.__cause__, BaseException):
+            innermost = innermost.__cause__
+        if innermost is not error:
+            innermost.__cause__ = error
+    status = WebSocketError.get_status(error)
+    assert isinstance(status, WebErrorStatus)
+    assert status is not Status.UNKNOWN, repr(error)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    kind=st.sampled_from([Exception, ValueError, KeyError, RuntimeError, BaseException, OSError]),
+    args=st.lists(st.from_type(object), max_size=3),
+)
+def test_get_status_never_raises_for_odd_objects(
+    kind: type[BaseException], args: list[object]
+) -> None:
+    try:
+        error = kind(*args)
+    except Exception:
+        return
+    assert isinstance(WebSocketError.get_status(error), WebErrorStatus)
+
+
+async def test_tls_eof_without_close_notify_is_like_tcp_eof(raw_server: RawServer) -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+
+    async def vanish(peer: RawPeer) -> None:
+        await peer.accept()
+        stream = peer.stream
+        if isinstance(stream, trio.SSLStream):
+            stream = stream.transport_stream  # TCP ends under TLS: no close_notify
+        await stream.aclose()
+
+    statuses = []
+    async with trio.open_nursery() as nursery:
+        tls_url = await nursery.start(serve_tls_raw, vanish, server_context)
+        for url in (await raw_server(vanish), tls_url):
+            with trio.fail_after(30):
+                async with trio_mws.open_message_websocket(url, ssl_context=client_context) as ws:
+                    with pytest.raises(trio_mws.ConnectionClosed) as info:
+                        await ws.receive()
+            statuses.append((info.value.status, info.value.code))
+        nursery.cancel_scope.cancel()
+    assert statuses == [(Status.DISCONNECTED, 1006)] * 2  # plain TCP, then TLS
+
+
+@pytest.mark.parametrize("proxy", [False, True])
+async def test_dns_label_of_64_characters(proxy: bool) -> None:
+    host = "a" * 64 + ".example"
+    with refused_url() as refused, trio.fail_after(30), pytest.raises(ConnectError) as info:
+        # No proxy can resolve it either: refused before any connection is tried.
+        proxy_url = refused.replace("ws://", "socks5h://") if proxy else None
+        async with trio_mws.open_message_websocket(f"ws://{host}/", proxy=proxy_url):
+            pass
+    assert info.value.status is Status.HOST_NAME_NOT_RESOLVED
+    assert host in str(info.value)
+    assert "63 characters" in str(info.value)
+
+
+async def test_internationalised_name_that_idna_refuses() -> None:
+    # Left to the resolver's IDNA encoding (trio uses the idna package): its UnicodeError
+    # becomes a ConnectError, never escapes.
+    host = "\u00e9" * 64 + ".example"
+    with trio.fail_after(30), pytest.raises(ConnectError) as info:
+        async with trio_mws.open_message_websocket(f"ws://{host}/"):
+            pass
+    assert info.value.status is Status.HOST_NAME_NOT_RESOLVED
+    assert "not a valid DNS name" in str(info.value)
+    assert isinstance(info.value.__cause__, UnicodeError)
+    assert WebSocketError.get_status(info.value.__cause__) is Status.HOST_NAME_NOT_RESOLVED
 
 
 # -- locally producible failures of connect ---------------------------------------------------

@@ -36,15 +36,14 @@ class WebSocketError(Exception):
     def get_status(error: BaseException | None) -> WebErrorStatus:
         """Classify any exception into a :class:`WebErrorStatus`; never raises.
 
-        Like ``WebSocketError.GetStatus`` on Windows: ours carry their status; ``OSError``,
-        ``ssl`` errors, trio errors and timeouts are mapped; anything else is ``UNKNOWN``.
+        Like ``WebSocketError.GetStatus`` on Windows: ours carry their status; ``OSError``
+        (by errno, then by type), every ``ssl`` error, trio errors, timeouts, DNS and IDNA
+        errors are mapped, looking through causes and exception groups; anything else is
+        ``UNKNOWN``.
         """
         from .status import classify
 
-        try:
-            return classify(error)
-        except Exception:  # classification must never raise
-            return WebErrorStatus.UNKNOWN
+        return classify(error)
 
 
 class ConnectError(WebSocketError):

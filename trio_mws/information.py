@@ -45,8 +45,8 @@ class HandshakeResponse:
         return default
 
 
-# struct tcp_info (linux/tcp.h): the fields we read, by byte offset.
-_TCPI_RTTVAR = 68  # u32, microseconds
+# struct tcp_info (linux/tcp.h): the fields we read, by byte offset (tcpi_rtt is at 68).
+_TCPI_RTTVAR = 72  # u32, microseconds
 _TCPI_PACING_RATE = 104  # u64, bytes per second
 _TCPI_DELIVERY_RATE = 160  # u64, bytes per second (Linux 4.9+)
 _TCP_INFO_LEN = 232

@@ -23,7 +23,7 @@ import trio
 from .control import MessageWebSocketControl, PasswordCredential
 from .enums import WebErrorStatus
 from .errors import ConnectError, HandshakeError
-from .handshake import read_response
+from .http1 import HttpExchange, invalid_response, response_of
 from .status import classify, status_for_http_code
 from .transport import open_tcp, start_proxy_tls
 from .uri import WebSocketURI
@@ -130,31 +130,31 @@ async def _http_connect(
     control: MessageWebSocketControl,
     credential: PasswordCredential | None,
 ) -> int:
-    """Send CONNECT; return the proxy's status code (200 means the tunnel is open)."""
-    lines = [f"CONNECT {_target(uri)} HTTP/1.1", f"Host: {_target(uri)}"]
+    """Send CONNECT; return the proxy's status code (2xx means the tunnel is open)."""
+    target = _target(uri).encode("idna").decode("ascii")  # UnicodeError: not a DNS name
+    lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
     if credential is not None:
         token = f"{credential.user_name}:{credential.password}".encode()
         lines.append("Proxy-Authorization: Basic " + base64.b64encode(token).decode("ascii"))
     if control.user_agent is not None:
         lines.append(f"User-Agent: {control.user_agent}")
-    await _send(stream, ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
-    response, reader = await read_response(stream)
-    if 200 <= response.status_code < 300:
-        if reader.buffer:
-            raise ConnectError(
-                "the proxy sent data before the tunnel was used",
-                WebErrorStatus.ERROR_HTTP_INVALID_SERVER_RESPONSE,
-            )
-        return response.status_code
-    if response.status_code == 407 and proxy.credential is not None and credential is None:
+    exchange = HttpExchange(stream)
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+    await exchange.send_request(request, connect=True)
+    head = await exchange.read_head()
+    if 200 <= head.status_code < 300:
+        if exchange.switched()[1]:
+            raise invalid_response("the proxy sent data before the tunnel was used", head)
+        return head.status_code
+    if head.status_code == 407 and proxy.credential is not None and credential is None:
         return 407  # the caller retries with the credential
-    body = await reader.read_body(response)
+    response = response_of(head)
     raise HandshakeError(
         f"proxy {proxy.host}:{proxy.port} answered CONNECT with HTTP {response.status_code}",
         status_for_http_code(response.status_code),
         status_code=response.status_code,
         headers=response.headers,
-        body=body,
+        body=await exchange.read_body(),
     )
 
 
