@@ -195,30 +195,30 @@ async def _accept_then_stall(server: ScriptedServer) -> None:
 async def test_a_server_that_stops_reading_pushes_back_on_the_client() -> None:
     message = b"x" * 65536
     count = 200
-    async with open_scripted_server(receive_buffer_size=4096) as server:
-        async with trio.open_nursery() as nursery:
-            sent = 0
+    done = trio.Event()
+    async with (
+        open_scripted_server(receive_buffer_size=4096) as server,
+        trio.open_nursery() as nursery,
+    ):
 
-            async def client() -> None:
-                nonlocal sent
-                async with trio_mws.open_message_websocket(server.url) as ws:
-                    for _ in range(count):
-                        await ws.send(message)
-                        sent += 1
-
-            nursery.start_soon(client)
-            peer = await server.accept_connection()
-            await peer.accept()
-            # The server reads nothing while the client sends 12.5 MiB: it cannot finish.
-            with trio.move_on_after(1.0):
-                while sent < count:
-                    await trio.sleep(0.05)
-            assert sent < count
-            with trio.fail_after(30):
+        async def client() -> None:
+            async with trio_mws.open_message_websocket(server.url) as ws:
                 for _ in range(count):
-                    assert (await peer.receive_message()).data == message
-                await peer.wait_for_close()
-    assert sent == count
+                    await ws.send(message)
+                done.set()
+
+        nursery.start_soon(client)
+        peer = await server.accept_connection()
+        await peer.accept()
+        # The server reads nothing while the client sends 12.5 MiB: it cannot finish.
+        with trio.move_on_after(1.0):
+            await done.wait()
+        assert not done.is_set()
+        with trio.fail_after(30):
+            for _ in range(count):
+                assert (await peer.receive_message()).data == message
+            await peer.wait_for_close()
+    assert done.is_set()
 
 
 async def test_compression_both_ways() -> None:
