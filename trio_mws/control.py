@@ -20,7 +20,9 @@ __version__ = "0.1.0"
 class PasswordCredential:
     """A user name and password for HTTP Basic authentication."""
 
+    #: ``str`` user name (may not contain ``:``, which Basic cannot carry).
     user_name: str
+    #: ``str`` password; default ``""``.
     password: str = ""
 
     def __post_init__(self) -> None:
@@ -34,8 +36,13 @@ class PasswordCredential:
 class ClientCertificate:
     """A certificate (and key) presented to the server for mutual TLS."""
 
+    #: Path of a PEM file with the client certificate (and its chain, and the key if
+    #: ``keyfile`` is ``None``).
     certfile: str | os.PathLike[str]
+    #: Path of a PEM file with the private key, or ``None`` (the default: in ``certfile``).
     keyfile: str | os.PathLike[str] | None = None
+    #: Password of an encrypted private key (``str`` or ``bytes``), or ``None`` (the default)
+    #: for a key that is not encrypted.
     password: str | bytes | None = None
 
 
