@@ -6,7 +6,7 @@ import trio_mws
 
 project = "trio_mws"
 author = "trio_mws contributors"
-copyright = "2026, trio_mws contributors"  # noqa: A001 - Sphinx's name
+copyright = "2026, trio_mws contributors"
 release = trio_mws.__version__
 version = release
 

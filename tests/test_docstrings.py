@@ -40,11 +40,12 @@ def _members(cls: type) -> Iterator[tuple[str, bool]]:
     is_enum = hasattr(cls, "__members__")
     if not is_enum:
         yield from _field_docs(cls)
-    for name, value in vars(cls).items():
+    for name, attribute in vars(cls).items():
         if name.startswith("_") or is_enum:
             continue
-        if isinstance(value, (staticmethod, classmethod)):
-            value = value.__func__
+        value = attribute
+        if isinstance(attribute, (staticmethod, classmethod)):
+            value = attribute.__func__
         if callable(value) or isinstance(value, property):
             yield name, bool(getattr(value, "__doc__", None))
 
