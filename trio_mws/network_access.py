@@ -128,9 +128,10 @@ def refusal(address: str | IPAddress, allowed: NetworkAccess) -> str | None:
         return f"{address} is an unspecified, multicast or reserved address: never allowed"
     if found & allowed:
         return None
+    name = _describe(found)
     return (
-        f"{address} is a {found.name.lower()} address, and control.network_access "
-        f"({_describe(allowed)}) does not allow {found.name}"
+        f"{address} is a {name.lower()} address, and control.network_access "
+        f"({_describe(allowed)}) does not allow {name}"
     )
 
 
