@@ -44,7 +44,7 @@ from trio_mws.retry import parse_retry_after
 from .opening_helpers import RawServer, finish_close, refused_url
 from .rawserver import RawPeer, close_payload, frame
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "reconnecting.md"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "howto" / "reconnecting.md"
 
 
 #: One connection's script, on the server side.

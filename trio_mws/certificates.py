@@ -235,9 +235,13 @@ def severity_for(
 class ServerCustomValidationRequest:
     """What ``ws.server_custom_validation_requested`` receives: call :meth:`reject` to refuse."""
 
+    #: The server's leaf certificate (``cryptography.x509.Certificate``).
     server_certificate: x509.Certificate
+    #: The other certificates of the chain the server sent, in its order.
     server_intermediate_certificates: tuple[x509.Certificate, ...] = ()
+    #: Every :class:`ChainValidationResult` the default validation found (empty: valid).
     server_certificate_errors: tuple[ChainValidationResult, ...] = ()
+    #: ``NONE``, ``IGNORABLE`` (every error tolerated by the control) or ``FATAL``.
     server_certificate_error_severity: SocketSslErrorSeverity = SocketSslErrorSeverity.NONE
     _rejected: bool = field(default=False, repr=False)
 

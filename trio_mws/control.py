@@ -18,7 +18,9 @@ __all__ = ["ClientCertificate", "MessageWebSocketControl", "PasswordCredential"]
 class PasswordCredential:
     """A user name and password for HTTP Basic authentication."""
 
+    #: ``str`` user name (may not contain ``:``, which Basic cannot carry).
     user_name: str
+    #: ``str`` password; default ``""``.
     password: str = ""
 
     def __post_init__(self) -> None:
@@ -32,15 +34,18 @@ class PasswordCredential:
 class ClientCertificate:
     """A certificate (and key) presented to the server for mutual TLS.
 
-    ``certfile``: PEM file with the certificate (and the key, when ``keyfile`` is None).
-    ``keyfile``: PEM file with the private key, default None. ``password``: for an encrypted
-    key, default None (an encrypted key without one is a ``ValueError`` at connect, never a
-    prompt). The files are read once per process for each distinct value without
-    ``ssl_context``, and at each connect with one (into a copy of it, see the README).
+    An encrypted key without its ``password`` is a ``ValueError`` at connect, never a prompt.
+    The files are read once per process for each distinct value without ``ssl_context``, and
+    at each connect with one (into a copy of it, see the README).
     """
 
+    #: Path of a PEM file with the client certificate (and its chain, and the key if
+    #: ``keyfile`` is ``None``).
     certfile: str | os.PathLike[str]
+    #: Path of a PEM file with the private key, or ``None`` (the default: in ``certfile``).
     keyfile: str | os.PathLike[str] | None = None
+    #: Password of an encrypted private key (``str`` or ``bytes``), or ``None`` (the default)
+    #: for a key that is not encrypted.
     password: str | bytes | None = None
 
 
@@ -115,27 +120,76 @@ class MessageWebSocketControl:
         "user_agent",
     )
 
+    #: :class:`SocketMessageType` of messages sent from bytes (``send(bytes)``,
+    #: ``output_stream``, fragmented sends). Default ``BINARY``. May be changed at any time,
+    #: also after connect: it applies to later messages.
     message_type: SocketMessageType
+    #: :class:`MessageWebSocketReceiveMode` for every message of the connection: one event
+    #: per whole message (``FULL_MESSAGE``, the default) or pieces as data arrives
+    #: (``PARTIAL_MESSAGE``).
     receive_mode: MessageWebSocketReceiveMode
+    #: ``int`` bytes, or ``None`` for no limit. Default 16 MiB (16,777,216). FULL_MESSAGE: a
+    #: larger message (counted after decompression) fails the connection with close code 1009
+    #: and :class:`MessageTooBig`. PARTIAL_MESSAGE: no message is too big; each piece holds at
+    #: most this many bytes.
     max_message_size: int | None
+    #: ``int`` events (messages or pieces) buffered for the application before the client
+    #: stops reading from the socket (back-pressure). Default 16.
     message_queue_size: int
+    #: ``list[str]`` of subprotocols offered in ``Sec-WebSocket-Protocol``, in order of
+    #: preference; mutable in place before connect. Tokens are checked at connect
+    #: (``ValueError``; duplicates too). Default ``[]``.
     supported_protocols: list[str]
+    #: ``int`` bytes for the socket's send buffer (SO_SNDBUF), or ``None`` (the kernel's
+    #: default, the default). Ignored after connect, without an error (as on Windows).
     outbound_buffer_size_in_bytes: int | None
+    #: :class:`PasswordCredential` sent as HTTP Basic when the server answers 401 (also taken
+    #: from the URI's userinfo), only to the origin it was given for. Default ``None``.
     server_credential: PasswordCredential | None
+    #: :class:`PasswordCredential` sent as HTTP Basic when an HTTP proxy answers 407 (also
+    #: taken from the proxy URL's userinfo). Default ``None``.
     proxy_credential: PasswordCredential | None
+    #: ``str`` or ``None``. ``"auto"`` (the default): from the environment (``https_proxy``,
+    #: ``http_proxy``, ``all_proxy``, ``no_proxy``; loopback is never proxied). ``None``:
+    #: direct. Or a proxy URL: ``http://``, ``https://``, ``socks5://`` or ``socks5h://``.
     proxy: str | None
+    #: ``ssl.SSLContext`` verifying an ``https://`` proxy's certificate, or ``None`` (the
+    #: default) for the system's trust store. Must keep verification on.
     proxy_ssl_context: ssl.SSLContext | None
+    #: ``list[ChainValidationResult]`` of certificate errors to tolerate (``wss://`` only);
+    #: the connection then succeeds with ``server_certificate_error_severity`` IGNORABLE.
+    #: Default ``[]``.
     ignorable_server_certificate_errors: list[ChainValidationResult]
+    #: :class:`ClientCertificate` presented for mutual TLS, or ``None`` (the default).
     client_certificate: ClientCertificate | None
+    #: ``ssl.SSLContext`` for custom trust (a private CA, say), or ``None`` for the system's
+    #: trust store (the default). Must keep verification on (``ValueError`` otherwise).
     ssl_context: ssl.SSLContext | None
+    #: ``float`` seconds between unsolicited pongs (a one-way heartbeat), or ``None`` (the
+    #: default: none sent).
     desired_unsolicited_pong_interval: float | None
+    #: ``float`` seconds between keepalive pings, or ``None`` to send none. Default 20.
     ping_interval: float | None
+    #: ``float`` seconds to wait for a keepalive ping's pong before failing the connection
+    #: with status ``TIMEOUT``, or ``None`` to wait forever. Default 20.
     ping_timeout: float | None
+    #: ``float`` seconds for the whole opening: DNS, TCP, proxy, TLS, the upgrade and every
+    #: redirect. Default 60.
     connect_timeout: float
+    #: ``float`` seconds ``close()`` waits for the server's close frame and TCP close before
+    #: aborting the connection. Default 10.
     close_timeout: float
+    #: ``bool``: offer permessage-deflate (RFC 7692). Decompressed sizes are bounded by
+    #: ``max_message_size``. Default ``False``.
     compression: bool
+    #: ``int`` redirects (301, 302, 303, 307, 308) followed before failing with
+    #: ``REDIRECT_FAILED``; 0 follows none. Default 10. ``wss://`` to ``ws://`` is never
+    #: followed.
     max_redirects: int
+    #: ``str`` sent as ``User-Agent``, or ``None`` to omit the header. Default
+    #: ``"trio-mws/<version>"``.
     user_agent: str | None
+    #: ``str`` sent as ``Origin``, or ``None`` (the default) to omit the header.
     origin: str | None
 
     def __init__(self, **fields: Any) -> None:

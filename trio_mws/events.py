@@ -17,8 +17,12 @@ class MessageReceived:
     message. UTF8 data always ends on a character boundary, so :attr:`text` never fails.
     """
 
+    #: :class:`SocketMessageType`: ``UTF8`` for a text message, ``BINARY`` otherwise.
     message_type: SocketMessageType
+    #: The payload (after decompression); for UTF8, valid UTF-8 ending on a character
+    #: boundary.
     data: bytes
+    #: ``True`` on the last (in FULL_MESSAGE mode the only) event of a message.
     is_message_complete: bool = True
 
     @property
@@ -35,6 +39,10 @@ class Closed:
     first close frame.
     """
 
+    #: ``int`` close code of the server's close frame (1005 when it carried none).
     code: int
+    #: ``str`` close reason of the server's close frame ("" when none).
     reason: str
+    #: ``True`` when the client sent the first close frame (``close()``), ``False`` when the
+    #: server did.
     initiated_locally: bool

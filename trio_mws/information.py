@@ -18,13 +18,20 @@ __all__ = ["BandwidthStatistics", "HandshakeResponse", "MessageWebSocketInformat
 
 @dataclass(frozen=True, slots=True)
 class BandwidthStatistics:
-    """Windows' ``BandwidthStatistics``, from the kernel's TCP_INFO where available."""
+    """Windows' ``BandwidthStatistics``, from the kernel's TCP_INFO where available (Linux);
+    all zero and ``False`` elsewhere."""
 
+    #: ``int`` bits per second: the kernel's pacing rate for the connection.
     outbound_bits_per_second: int = 0
+    #: ``int`` bits per second: the kernel's delivery rate estimate.
     inbound_bits_per_second: int = 0
+    #: ``int`` microseconds: the round-trip time's variation, as a measure of instability.
     outbound_bits_per_second_instability: int = 0
+    #: ``int`` microseconds: the same variation, for the inbound direction.
     inbound_bits_per_second_instability: int = 0
+    #: ``bool``: always ``False`` (the kernel reports no such thing).
     outbound_bandwidth_peaked: bool = False
+    #: ``bool``: always ``False`` (the kernel reports no such thing).
     inbound_bandwidth_peaked: bool = False
 
 
@@ -32,8 +39,11 @@ class BandwidthStatistics:
 class HandshakeResponse:
     """The server's answer to the upgrade request."""
 
+    #: ``int`` HTTP status code (101 for an accepted upgrade).
     status_code: int
+    #: ``str`` reason phrase of the status line.
     reason: str
+    #: Every header as ``(name, value)`` in the order received.
     headers: tuple[tuple[str, str], ...]
 
     def get(self, name: str, default: str | None = None) -> str | None:
@@ -81,17 +91,31 @@ def read_bandwidth(sock: socket.socket | None) -> BandwidthStatistics:
 class MessageWebSocketInformation:
     """Read-only facts about a connection; readable at any time (``None``/0 before connect)."""
 
+    #: ``(host, port)`` of the client's end of the TCP connection, or ``None``.
     local_address: tuple[str, int] | None = None
+    #: ``(host, port)`` of the server's end (the proxy's, through a proxy), or ``None``.
     remote_address: tuple[str, int] | None = None
+    #: The negotiated subprotocol, or ``None`` when the server chose none.
     protocol: str | None = None
+    #: The server's leaf certificate (``cryptography.x509.Certificate``), ``wss://`` only.
     server_certificate: Certificate | None = None
+    #: The other certificates of the chain the server sent, in its order.
     server_intermediate_certificates: tuple[Certificate, ...] = ()
+    #: Every :class:`ChainValidationResult` found in the server's chain (empty when valid).
     server_certificate_errors: tuple[ChainValidationResult, ...] = ()
+    #: ``NONE`` for a valid chain, ``IGNORABLE`` when every error was tolerated by
+    #: ``control.ignorable_server_certificate_errors``, ``FATAL`` otherwise.
     server_certificate_error_severity: SocketSslErrorSeverity = SocketSslErrorSeverity.NONE
+    #: ``float`` seconds: the last keepalive (or :meth:`~MessageWebSocket.ping`) round trip,
+    #: or ``None`` before the first.
     latency: float | None = None
+    #: ``int`` whole messages sent (a fragmented message counts once, at its final frame).
     messages_sent: int = 0
+    #: ``int`` whole messages received (in PARTIAL_MESSAGE mode, at their last piece).
     messages_received: int = 0
+    #: ``int`` payload bytes sent, as the application gave them (before compression).
     bytes_sent: int = 0
+    #: ``int`` payload bytes received, as the application gets them (after decompression).
     bytes_received: int = 0
     _socket: socket.socket | None = field(default=None, repr=False)
     # The 101 response's head, raw: parsed when first asked for (idle sockets stay small).

@@ -18,6 +18,8 @@ Fixtures:
 - ``echo_server_url``: the ``ws://`` URL of an embedded echo server (trio-websocket), alive
   for the test.
 - ``message_websocket``: a :class:`~trio_mws.MessageWebSocket` connected to that server.
+- ``scripted_server``: a :class:`~trio_mws.testing.ScriptedServer` listening on 127.0.0.1 for
+  the test's duration: ``peer = await scripted_server.accept_connection()``, then script it.
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ import trio
 
 from .entry_points import open_message_websocket
 from .message_websocket import MessageWebSocket
-from .testing import serve_echo
+from .testing import ScriptedServer, open_scripted_server, serve_echo
 
-__all__ = ["echo_server_url", "message_websocket"]
+__all__ = ["echo_server_url", "message_websocket", "scripted_server"]
 
 
 @pytest.fixture
@@ -46,3 +48,10 @@ async def message_websocket(echo_server_url: str) -> AsyncIterator[MessageWebSoc
     """A socket connected to the echo server, closed after the test."""
     async with open_message_websocket(echo_server_url) as ws:
         yield ws
+
+
+@pytest.fixture
+async def scripted_server() -> AsyncIterator[ScriptedServer]:
+    """A scripted server on 127.0.0.1 (``ws://``), closed after the test."""
+    async with open_scripted_server() as server:
+        yield server

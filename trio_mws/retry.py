@@ -29,7 +29,7 @@ __all__ = [
     "parse_retry_after",
 ]
 
-#: Close codes after which the default :meth:`RetryPolicy.should_retry` reconnects: going
+#: Close codes after which the default :meth:`~trio_mws.RetryPolicy.should_retry` reconnects: going
 #: away (1001), lost without a close frame (1006), server error (1011), service restart
 #: (1012), try again later (1013), bad gateway (1014). Every other code is final.
 RETRIED_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
@@ -174,12 +174,12 @@ class RetryPolicy:
         """Whether the failure ``exc`` is worth another attempt.
 
         A closed connection (:class:`ConnectionClosed`) is judged by its close code alone:
-        retried for the codes in :data:`RETRIED_CLOSE_CODES` (1006 is a connection lost
-        without a close frame), never for :class:`MessageTooBig` or any other code. A
-        failed opening: never for certificate errors, redirect failures and responses that
-        are not valid WebSocket upgrades; an HTTP answer is retried for 408, 429 and 5xx
-        only; otherwise the status decides (:data:`RETRIED_STATUSES`). Anything else (a bug,
-        a ``ValueError``) is never retried.
+        retried for the codes in :data:`~trio_mws.retry.RETRIED_CLOSE_CODES` (1006 is a
+        connection lost without a close frame), never for :class:`MessageTooBig` or any other
+        code. A failed opening: never for certificate errors, redirect failures and responses
+        that are not valid WebSocket upgrades; an HTTP answer is retried for 408, 429 and 5xx
+        only; otherwise the status decides (:data:`~trio_mws.retry.RETRIED_STATUSES`).
+        Anything else (a bug, a ``ValueError``) is never retried.
         """
         if isinstance(exc, ConnectionClosed):  # MessageTooBig included: code 1009
             return exc.code in RETRIED_CLOSE_CODES

@@ -1,10 +1,14 @@
-"""Test helpers for trio_mws users: an embedded echo server on 127.0.0.1.
+"""Test helpers for trio_mws users: servers on 127.0.0.1 for your test suites.
 
->>> async with trio.open_nursery() as nursery:
-...     url = await nursery.start(serve_echo)
-...     async with trio_mws.open_message_websocket(url) as ws: ...
+- :func:`serve_echo`: an echo server (trio-websocket's: a real, independent peer)::
 
-The server is trio-websocket's: a real, independent peer on a real socket.
+      async with trio.open_nursery() as nursery:
+          url = await nursery.start(serve_echo)
+          async with trio_mws.open_message_websocket(url) as ws: ...
+
+- :func:`open_scripted_server` / :func:`serve_scripted`: a server whose every move the test
+  scripts (accept or reject, send, ping, close, drop, reset, stall) and that records what the
+  client sent — see :mod:`trio_mws.scripted_server`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,31 @@ import logging
 import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
-__all__ = ["echo_handler", "serve_echo"]
+from .scripted_server import (
+    ClientClosed,
+    ClientFrame,
+    RecordedMessage,
+    ScriptedConnection,
+    ScriptedServer,
+    UpgradeRequest,
+    open_scripted_server,
+    serve_scripted,
+    server_frame,
+)
+
+__all__ = [
+    "ClientClosed",
+    "ClientFrame",
+    "RecordedMessage",
+    "ScriptedConnection",
+    "ScriptedServer",
+    "UpgradeRequest",
+    "echo_handler",
+    "open_scripted_server",
+    "serve_echo",
+    "serve_scripted",
+    "server_frame",
+]
 
 logger = logging.getLogger("trio_mws.testing")
 
