@@ -310,5 +310,7 @@ def start_pproxy(workdir: Path) -> Peer:
         " from pproxy.server import main; main()"
     )
     listen = f"socks5://127.0.0.1:{port}#{USER}:{PASSWORD}"
-    argv = [sys.executable, "-c", launcher, "-l", listen]
+    # --auth 0: by default pproxy lets an address that authenticated once in for 30 days
+    # without credentials; every connection of the suite must authenticate on its own.
+    argv = [sys.executable, "-c", launcher, "-l", listen, "--auth", "0"]
     return _start("pproxy", argv, port, log, cwd=workdir)
