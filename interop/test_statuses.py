@@ -3,6 +3,9 @@ redirects, certificates and proxy failures, each classified as a ``WebErrorStatu
 
 from __future__ import annotations
 
+import ssl
+from typing import Any
+
 import pytest
 import trio
 
@@ -21,7 +24,7 @@ BAD = PasswordCredential(peers.USER, "wrong-password")
 """A credential every password-protected peer refuses."""
 
 
-async def _echo_once(url: str, **control: object) -> trio_mws.MessageWebSocket:
+async def _echo_once(url: str, **control: Any) -> trio_mws.MessageWebSocket:
     """Connect, echo one message, close; return the socket for its information."""
     async with trio_mws.open_message_websocket(url, **control) as ws:
         await ws.send("ping?")
@@ -29,7 +32,7 @@ async def _echo_once(url: str, **control: object) -> trio_mws.MessageWebSocket:
     return ws
 
 
-async def _connect_error(url: str, **control: object) -> trio_mws.ConnectError:
+async def _connect_error(url: str, **control: Any) -> trio_mws.ConnectError:
     """The ConnectError that connecting to ``url`` raises (fails the test if it connects)."""
     with pytest.raises(trio_mws.ConnectError) as caught:
         async with trio_mws.open_message_websocket(url, **control):
@@ -56,7 +59,7 @@ def _nginx_url(nginx: Nginx, path: str) -> str:
 
 
 @pytest.mark.interop("401 Basic auth", peer="nginx-tls")
-async def test_nginx_basic_auth(nginx: Nginx, client_context: object) -> None:
+async def test_nginx_basic_auth(nginx: Nginx, client_context: ssl.SSLContext) -> None:
     url = _nginx_url(nginx, "/private/echo")
     with trio.fail_after(TIMEOUT):
         error = await _connect_error(url, proxy=None, ssl_context=client_context)
@@ -77,7 +80,7 @@ async def test_nginx_basic_auth(nginx: Nginx, client_context: object) -> None:
 @pytest.mark.interop("redirects", peer="nginx-tls")
 @pytest.mark.parametrize("path", ["/moved", "/found", "/temporary", "/permanent"])
 async def test_nginx_redirects_are_followed(
-    nginx: Nginx, client_context: object, path: str
+    nginx: Nginx, client_context: ssl.SSLContext, path: str
 ) -> None:
     with trio.fail_after(TIMEOUT):
         ws = await _echo_once(_nginx_url(nginx, path), proxy=None, ssl_context=client_context)
@@ -86,7 +89,7 @@ async def test_nginx_redirects_are_followed(
 
 
 @pytest.mark.interop("redirects", peer="nginx-tls")
-async def test_nginx_redirect_failures(nginx: Nginx, client_context: object) -> None:
+async def test_nginx_redirect_failures(nginx: Nginx, client_context: ssl.SSLContext) -> None:
     with trio.fail_after(TIMEOUT):
         error = await _connect_error(
             _nginx_url(nginx, "/to-ws"), proxy=None, ssl_context=client_context
@@ -99,7 +102,7 @@ async def test_nginx_redirect_failures(nginx: Nginx, client_context: object) -> 
 
 
 @pytest.mark.interop("403 status", peer="nginx-tls")
-async def test_nginx_403(nginx: Nginx, client_context: object) -> None:
+async def test_nginx_403(nginx: Nginx, client_context: ssl.SSLContext) -> None:
     with trio.fail_after(TIMEOUT):
         error = await _connect_error(
             _nginx_url(nginx, "/forbidden"), proxy=None, ssl_context=client_context
@@ -109,7 +112,9 @@ async def test_nginx_403(nginx: Nginx, client_context: object) -> None:
 
 
 @pytest.mark.interop("502 status", peer="nginx-tls")
-async def test_nginx_502_when_its_backend_is_down(nginx: Nginx, client_context: object) -> None:
+async def test_nginx_502_when_its_backend_is_down(
+    nginx: Nginx, client_context: ssl.SSLContext
+) -> None:
     with trio.fail_after(TIMEOUT):
         error = await _connect_error(
             _nginx_url(nginx, "/down/echo"), proxy=None, ssl_context=client_context
@@ -121,7 +126,7 @@ async def test_nginx_502_when_its_backend_is_down(nginx: Nginx, client_context: 
 
 @pytest.mark.interop("certificate statuses", peer="nginx-tls")
 async def test_nginx_certificate_for_another_host_name(
-    nginx: Nginx, client_context: object
+    nginx: Nginx, client_context: ssl.SSLContext
 ) -> None:
     # The certificate names "localhost" only; the client asks for 127.0.0.1.
     url = f"wss://127.0.0.1:{nginx.peer.port}/echo"
@@ -150,7 +155,7 @@ async def test_nginx_certificate_from_an_untrusted_ca(nginx: Nginx) -> None:
 
 
 @pytest.mark.interop("certificate statuses", peer="nginx-tls")
-async def test_nginx_expired_certificate(nginx: Nginx, client_context: object) -> None:
+async def test_nginx_expired_certificate(nginx: Nginx, client_context: ssl.SSLContext) -> None:
     url = f"wss://localhost:{nginx.expired_port}/echo"
     with trio.fail_after(TIMEOUT):
         error = await _connect_error(url, proxy=None, ssl_context=client_context)
