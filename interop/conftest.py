@@ -16,12 +16,14 @@ import datetime
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import trustme
 
 from . import peers
+
+T = TypeVar("T")
 
 ROUTES = ("ws", "nginx-tls", "tinyproxy", "dante-socks5", "dante-socks5h", "pproxy")
 """Paths to the ``ws`` server, as ``route`` parameter ids (the matrix's peer names)."""
@@ -45,7 +47,7 @@ class Route:
         return self.base + path
 
 
-def _started(start: Callable[[], peers.Peer]) -> peers.Peer:
+def _started(start: Callable[[], T]) -> T:
     try:
         return start()
     except peers.PeerUnavailable as exc:
@@ -99,18 +101,11 @@ def nginx(
         not_before=now - datetime.timedelta(days=30),
         not_after=now - datetime.timedelta(days=1),
     ).private_key_and_cert_chain_pem.write_to_path(str(expired))
-    started: list[tuple[peers.Peer, int]] = []
-
-    def start() -> peers.Peer:
-        started.append(
-            peers.start_nginx(
-                workdir, backend_port=ws_server.port, cert_pem=cert, expired_pem=expired
-            )
+    peer, expired_port = _started(
+        lambda: peers.start_nginx(
+            workdir, backend_port=ws_server.port, cert_pem=cert, expired_pem=expired
         )
-        return started[0][0]
-
-    _started(start)
-    peer, expired_port = started[0]
+    )
     yield Nginx(peer, expired_port)
     peer.stop()
 
