@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import resource
 import sys
 import time
 import traceback
@@ -236,8 +237,10 @@ async def run(config: Config) -> int:
         print(f"{config.agent}: /updateReports failed: {describe(exc)}", file=sys.stderr)
         return 2
 
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     print(
-        f"{config.agent}: ran {stats.ran} cases in {time.monotonic() - start:.1f} s;"
+        f"{config.agent}: ran {stats.ran} cases in {time.monotonic() - start:.1f} s"
+        f" (client CPU {usage.ru_utime + usage.ru_stime:.1f} s);"
         f" {stats.timeouts} timed out, {stats.unexpected} unexpected errors",
         flush=True,
     )

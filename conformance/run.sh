@@ -3,9 +3,11 @@
 #
 # Usage: conformance/run.sh
 #
-# Installs wstest (install.sh), starts its fuzzingserver on 127.0.0.1 only, runs
-# conformance/client.py once per client configuration (agent), stops the server and
-# summarises the report (summarize.py). Both configurations negotiate permessage-deflate:
+# Installs wstest (install.sh), then for each client configuration (agent) starts a
+# fuzzingserver of its own on 127.0.0.1 and runs conformance/client.py against it; the
+# agents run side by side (each pair is a Python 2 server and a Python 3 client taking
+# turns, so two pairs use two cores). It stops the servers and summarises each report
+# (summarize.py). Both configurations negotiate permessage-deflate:
 #   trio_mws-full     FULL_MESSAGE receive mode, echoes whole messages
 #   trio_mws-partial  PARTIAL_MESSAGE receive mode, echoes each chunk as a frame
 # Exit status: 0 only if every agent passed (no FAILED / UNIMPLEMENTED case, no failed
@@ -17,7 +19,8 @@
 #   CASES             comma-separated wstest case patterns (default "*": all 517 cases),
 #                     e.g. CASES='1.*,2.*,7.*' for a quick check
 #   MODES             configurations to run, among "full partial" (default: both)
-#   AUTOBAHN_PORT     fuzzingserver port on 127.0.0.1 (default 9001)
+#   AUTOBAHN_PORT     first fuzzingserver port on 127.0.0.1 (default 9001); the Nth mode
+#                     in MODES uses AUTOBAHN_PORT + N - 1 (full: 9001, partial: 9002)
 #   AUTOBAHN_WORKDIR  spec, server log and reports (default: conformance/reports)
 #   AUTOBAHN_VENV, AUTOBAHN_PY2, AUTOBAHN_PY3   see install.sh
 set -euo pipefail
@@ -44,16 +47,49 @@ if ! "$PYTHON" -c 'import trio_mws' 2>/dev/null; then
   "$PYTHON" -c 'import trio_mws' || true
   exit 2
 fi
-if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-  echo "ERROR: 127.0.0.1:$PORT is already in use (set AUTOBAHN_PORT)" >&2
-  exit 2
-fi
+MODE_LIST=($MODES)
+PORTS=()
+for i in "${!MODE_LIST[@]}"; do
+  port=$((PORT + i))
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "ERROR: 127.0.0.1:$port is already in use (set AUTOBAHN_PORT)" >&2
+    exit 2
+  fi
+  PORTS+=("$port")
+done
 
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
-rm -rf "$WORK/clients" "$WORK/spec.json" "$WORK/fuzzingserver.log"  # never report stale results
 
-"$PYTHON" - "$WORK/spec.json" "$PORT" "$WORK/clients" "$CASES" <<'PY'
+SERVERS=()
+CLIENTS=()
+stop() {  # stop our own processes (by pid): the clients if running, then the servers
+  local pid
+  for pid in "${CLIENTS[@]}" "${SERVERS[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+}
+trap stop EXIT
+trap 'exit 130' INT TERM
+
+cpu_seconds() {  # user + system CPU of a live process, from /proc/PID/stat (fields 14, 15)
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo "?"; return; }
+  stat=${stat##*) }  # drop "pid (comm) ": comm may hold spaces
+  set -- $stat
+  awk -v ticks="$(( ${12} + ${13} ))" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", ticks / hz }'
+}
+
+# wstest listens on all interfaces: wrap Twisted's listenTCP so that it binds 127.0.0.1.
+# -u 0 disables wstest's embedded web server (port 8080).
+start_server() {  # start_server DIR PORT: a fuzzingserver with its own spec, log and reports
+  local dir=$1 port=$2
+  rm -rf "$dir"  # never report stale results
+  mkdir -p "$dir"
+  "$PYTHON" - "$dir/spec.json" "$port" "$dir/clients" "$CASES" <<'PY'
 import json
 import sys
 
@@ -68,12 +104,9 @@ spec = {
 with open(path, "w") as f:
     json.dump(spec, f, indent=2)
 PY
-
-# wstest listens on all interfaces: wrap Twisted's listenTCP so that it binds 127.0.0.1.
-# -u 0 disables wstest's embedded web server (port 8080).
-(
-  cd "$WORK"
-  exec "$VENV/bin/python" -c '
+  (
+    cd "$dir"
+    exec "$VENV/bin/python" -c '
 import autobahntestsuite.choosereactor  # installs the best reactor first
 from twisted.internet import reactor
 
@@ -88,64 +121,66 @@ reactor.listenTCP = listen_loopback
 from autobahntestsuite.wstest import run
 
 run()
-' -m fuzzingserver -s spec.json -u 0 >"$WORK/fuzzingserver.log" 2>&1
-) &
-SERVER=$!
-CLIENT=
-stop() {  # stop our own processes (by pid): the client if running, then the server
-  local pid
-  for pid in $CLIENT $SERVER; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill "$pid" 2>/dev/null || true
-      wait "$pid" 2>/dev/null || true
-    fi
-  done
+' -m fuzzingserver -s spec.json -u 0 >"$dir/fuzzingserver.log" 2>&1
+  ) &
+  SERVERS+=($!)
 }
-trap stop EXIT
-trap 'exit 130' INT TERM
 
-for _ in $(seq 150); do  # wait up to 30 s for the port
-  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-  if ! kill -0 "$SERVER" 2>/dev/null; then
-    echo "ERROR: fuzzingserver exited:" >&2
-    cat "$WORK/fuzzingserver.log" >&2
-    exit 3
-  fi
-  sleep 0.2
-done
-if ! (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-  echo "ERROR: fuzzingserver did not listen on 127.0.0.1:$PORT within 30 s" >&2
-  cat "$WORK/fuzzingserver.log" >&2
+wait_for_server() {  # wait_for_server PID PORT LOG: up to 30 s for the port
+  local pid=$1 port=$2 log=$3
+  for _ in $(seq 150); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "ERROR: fuzzingserver exited:" >&2
+      cat "$log" >&2
+      exit 3
+    fi
+    sleep 0.2
+  done
+  echo "ERROR: fuzzingserver did not listen on 127.0.0.1:$port within 30 s" >&2
+  cat "$log" >&2
   exit 3
-fi
-echo "fuzzingserver (pid $SERVER) on 127.0.0.1:$PORT, cases: $CASES, log: $WORK/fuzzingserver.log"
+}
+
+for i in "${!MODE_LIST[@]}"; do
+  start_server "$WORK/${MODE_LIST[i]}" "${PORTS[i]}"
+done
+for i in "${!MODE_LIST[@]}"; do
+  wait_for_server "${SERVERS[i]}" "${PORTS[i]}" "$WORK/${MODE_LIST[i]}/fuzzingserver.log"
+  echo "fuzzingserver (pid ${SERVERS[i]}) on 127.0.0.1:${PORTS[i]} for ${MODE_LIST[i]}," \
+    "cases: $CASES, log: $WORK/${MODE_LIST[i]}/fuzzingserver.log"
+done
 
 STATUS=0
-AGENTS=()
 START=$SECONDS
-for mode in $MODES; do
-  agent=trio_mws-$mode
-  AGENTS+=("$agent")
-  echo "--- $agent: receive mode $mode, compression on"
-  t0=$SECONDS
-  # In the background, so that a signal runs the traps at once (bash defers them until a
-  # foreground command ends).
-  "$PYTHON" "$HERE/client.py" --url "ws://127.0.0.1:$PORT" --agent "$agent" \
-    --mode "$mode" --compression &
-  CLIENT=$!
-  if ! wait "$CLIENT"; then
-    echo "ERROR: the $agent client run did not complete cleanly" >&2
+for i in "${!MODE_LIST[@]}"; do
+  mode=${MODE_LIST[i]}
+  echo "--- trio_mws-$mode: receive mode $mode, compression on, port ${PORTS[i]}"
+  # In the background, side by side; also so that a signal runs the traps at once (bash
+  # defers them until a foreground command ends). Each line is prefixed by its agent.
+  "$PYTHON" "$HERE/client.py" --url "ws://127.0.0.1:${PORTS[i]}" --agent "trio_mws-$mode" \
+    --mode "$mode" --compression > >(sed -u "s/^/[$mode] /") 2> >(sed -u "s/^/[$mode] /" >&2) &
+  CLIENTS+=($!)
+done
+for i in "${!MODE_LIST[@]}"; do
+  mode=${MODE_LIST[i]}
+  if ! wait "${CLIENTS[i]}"; then
+    echo "ERROR: the trio_mws-$mode client run did not complete cleanly" >&2
     STATUS=1
   fi
-  CLIENT=
-  echo "--- $agent: wall time $((SECONDS - t0)) s"
+  # The server is idle once its client is done: its CPU time so far is its share of the run.
+  echo "--- trio_mws-$mode: done after $((SECONDS - START)) s wall;" \
+    "fuzzingserver CPU $(cpu_seconds "${SERVERS[i]}") s"
 done
-echo "--- total client wall time $((SECONDS - START)) s"
+echo "--- all agents: wall time $((SECONDS - START)) s"
 stop
 trap - EXIT
 
 EXPECT=()
 if [ "$CASES" = "*" ]; then EXPECT=(--expect-cases "$ALL_CASES"); fi
-"$PYTHON" "$HERE/summarize.py" "$WORK/clients" "${AGENTS[@]}" "${EXPECT[@]}" || STATUS=1
-echo "report: $WORK/clients/index.html"
+for mode in "${MODE_LIST[@]}"; do
+  "$PYTHON" "$HERE/summarize.py" "$WORK/$mode/clients" "trio_mws-$mode" "${EXPECT[@]}" \
+    || STATUS=1
+  echo "report: $WORK/$mode/clients/index.html"
+done
 exit "$STATUS"
