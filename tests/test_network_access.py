@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
+from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import trio
+import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
 import trio_mws
+from trio_mws import transport
 from trio_mws.network_access import ALL_NETWORKS, NetworkAccess, address_class, check_address
+
+from .mws_helpers import StartServer
+from .rawserver import RawPeer
+from .test_proxy import ProxyLog, http_proxy, socks5_proxy, start_proxy
 
 LOOPBACK, PRIVATE, INTERNET = NetworkAccess.LOOPBACK, NetworkAccess.PRIVATE, NetworkAccess.INTERNET
 
@@ -105,3 +117,206 @@ def test_the_refusal_names_the_address_and_the_missing_access() -> None:
 def test_not_an_address_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         address_class("example.org")
+
+
+# -- the check on real connections -------------------------------------------------------------
+
+
+class StubResolver(trio.abc.HostnameResolver):
+    """Answers for made-up names (anything else goes to the system's resolver), and counts
+    the questions: a connection must be made to the address that was checked, without a
+    second resolution that DNS rebinding could answer differently."""
+
+    def __init__(self, answers: dict[str, list[str]]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    async def getaddrinfo(  # type: ignore[override]
+        self,
+        host: bytes | str | None,
+        port: bytes | str | int | None,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> list[tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]]:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        self.asked.append(name)
+        if name not in self.answers:
+            raise socket.gaierror(socket.EAI_NONAME, "no such name (stub resolver)")
+        result = []
+        for address in self.answers[name]:
+            family_ = socket.AF_INET6 if ":" in address else socket.AF_INET
+            sockaddr: tuple[Any, ...] = (
+                (address, int(port or 0), 0, 0)
+                if family_ == socket.AF_INET6
+                else (address, int(port or 0))
+            )
+            result.append((family_, socket.SOCK_STREAM, 6, "", sockaddr))
+        return result
+
+    async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int) -> tuple[str, str]:
+        raise NotImplementedError  # pragma: no cover - never asked
+
+
+@pytest.fixture(autouse=True)
+def only_loopback_is_dialled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A safety net, not a mock: the stub resolver's answers name private and internet
+    addresses, and a client that failed to refuse them must not send a packet off this
+    machine. Every connection attempt is checked to be loopback before it is made."""
+    real = transport._connect_first
+
+    async def guarded(targets: list[transport.Target]) -> trio.SocketStream:
+        for _family, sockaddr in targets:
+            assert ipaddress.ip_address(sockaddr[0]).is_loopback, f"tried to dial {sockaddr}"
+        return await real(targets)
+
+    monkeypatch.setattr(transport, "_connect_first", guarded)
+
+
+@pytest.fixture
+async def resolver() -> AsyncIterator[StubResolver]:
+    stub = StubResolver({})
+    previous = trio.socket.set_custom_hostname_resolver(stub)
+    yield stub
+    trio.socket.set_custom_hostname_resolver(previous)
+
+
+async def _count_connections(
+    nursery: trio.Nursery,
+) -> tuple[str, list[trio.SocketStream]]:
+    """A TCP server on 127.0.0.1 that accepts and upgrades nothing: it counts connections."""
+    accepted: list[trio.SocketStream] = []
+
+    async def handle(stream: trio.SocketStream) -> None:
+        accepted.append(stream)
+        await trio.sleep_forever()
+
+    listeners = await nursery.start(partial(trio.serve_tcp, handle, 0, host="127.0.0.1"))
+    port = listeners[0].socket.getsockname()[1]
+    return f"ws://127.0.0.1:{port}/", accepted
+
+
+async def test_loopback_refused_before_any_packet(nursery: trio.Nursery) -> None:
+    url, accepted = await _count_connections(nursery)
+    with pytest.raises(trio_mws.ConnectError) as caught:
+        async with trio_mws.open_message_websocket(url, network_access=INTERNET):
+            pass  # pragma: no cover - refused
+    assert caught.value.status is trio_mws.WebErrorStatus.CANNOT_CONNECT
+    assert "127.0.0.1" in str(caught.value) and "LOOPBACK" in str(caught.value)
+    await trio.testing.wait_all_tasks_blocked()
+    assert accepted == []  # the server never saw a connection
+
+
+async def test_allowed_class_connects(echo_url: str) -> None:
+    async with trio_mws.open_message_websocket(echo_url, network_access=LOOPBACK) as ws:
+        await ws.send("in")
+        assert (await ws.receive()).text == "in"
+
+
+async def test_a_name_resolving_to_cloud_metadata_is_refused(resolver: StubResolver) -> None:
+    resolver.answers["metadata.test"] = ["169.254.169.254"]
+    with trio.fail_after(5), pytest.raises(trio_mws.ConnectError) as caught:
+        async with trio_mws.open_message_websocket(
+            "ws://metadata.test/latest", network_access=INTERNET | LOOPBACK
+        ):
+            pass  # pragma: no cover - refused
+    assert "169.254.169.254" in str(caught.value) and "PRIVATE" in str(caught.value)
+    assert caught.value.status is trio_mws.WebErrorStatus.CANNOT_CONNECT
+
+
+async def test_only_checked_answers_are_tried_and_the_name_is_resolved_once(
+    resolver: StubResolver, echo_url: str
+) -> None:
+    port = urlsplit(echo_url).port
+    # A refused answer first: it must be skipped, never attempted.
+    resolver.answers["mixed.test"] = ["10.1.2.3", "127.0.0.1"]
+    async with trio_mws.open_message_websocket(
+        f"ws://mixed.test:{port}/", network_access=LOOPBACK
+    ) as ws:
+        assert ws.information.remote_address == ("127.0.0.1", port)
+        await ws.send("checked")
+        assert (await ws.receive()).text == "checked"
+    assert resolver.asked == ["mixed.test"]
+
+
+async def test_every_redirect_hop_is_checked(
+    resolver: StubResolver, raw_server: StartServer
+) -> None:
+    resolver.answers["internal.test"] = ["192.168.7.7"]
+
+    async def redirect(peer: RawPeer) -> None:
+        await peer.read_request()
+        await peer.send(
+            b"HTTP/1.1 302 Found\r\nLocation: ws://internal.test/admin\r\nContent-Length: 0\r\n\r\n"
+        )
+
+    url = await raw_server(redirect)
+    with trio.fail_after(5), pytest.raises(trio_mws.ConnectError) as caught:
+        async with trio_mws.open_message_websocket(url, network_access=LOOPBACK | INTERNET):
+            pass  # pragma: no cover - refused
+    assert "192.168.7.7" in str(caught.value)
+    assert caught.value.status is trio_mws.WebErrorStatus.CANNOT_CONNECT
+
+
+async def test_the_proxy_itself_is_checked(nursery: trio.Nursery) -> None:
+    log = ProxyLog()
+    port = await start_proxy(nursery, http_proxy(log))
+    with pytest.raises(trio_mws.ConnectError) as caught:
+        async with trio_mws.open_message_websocket(
+            "ws://93.184.216.34/", proxy=f"http://127.0.0.1:{port}", network_access=INTERNET
+        ):
+            pass  # pragma: no cover - refused
+    assert "127.0.0.1" in str(caught.value)
+    assert log.requests == []
+
+
+async def test_a_proxy_that_resolves_names_is_refused_unless_trusted(
+    nursery: trio.Nursery, echo_url: str
+) -> None:
+    log = ProxyLog()
+    port = await start_proxy(nursery, http_proxy(log))
+    named = echo_url.replace("127.0.0.1", "localhost")
+    with pytest.raises(ValueError, match="proxy_resolves_names_trusted"):
+        async with trio_mws.open_message_websocket(
+            named, proxy=f"http://127.0.0.1:{port}", network_access=LOOPBACK
+        ):
+            pass  # pragma: no cover - refused
+    assert log.requests == []
+    # An IP address can be checked, so it goes through; so does a trusted proxy.
+    for url, trusted in ((echo_url, False), (named, True)):
+        async with trio_mws.open_message_websocket(
+            url,
+            proxy=f"http://127.0.0.1:{port}",
+            network_access=LOOPBACK,
+            proxy_resolves_names_trusted=trusted,
+        ) as ws:
+            await ws.send("via proxy")
+            assert (await ws.receive()).text == "via proxy"
+    assert len(log.targets) == 2
+
+
+async def test_socks5_checks_what_it_resolved(
+    nursery: trio.Nursery, resolver: StubResolver
+) -> None:
+    resolver.answers["private.test"] = ["10.9.9.9"]
+    log = ProxyLog()
+    port = await start_proxy(nursery, socks5_proxy(log))
+    with trio.fail_after(5), pytest.raises(trio_mws.ConnectError) as caught:
+        async with trio_mws.open_message_websocket(
+            "ws://private.test/", proxy=f"socks5://127.0.0.1:{port}", network_access=LOOPBACK
+        ):
+            pass  # pragma: no cover - refused
+    assert "10.9.9.9" in str(caught.value)
+    assert log.targets == []  # the proxy was never asked to connect
+
+
+def test_network_access_field_validation() -> None:
+    control = trio_mws.MessageWebSocketControl()
+    assert control.network_access == LOOPBACK | PRIVATE | INTERNET
+    with pytest.raises(TypeError):
+        control.network_access = 7  # type: ignore[assignment]
+    with pytest.raises(ValueError):
+        control.network_access = NetworkAccess(0)
+    with pytest.raises(TypeError):
+        control.proxy_resolves_names_trusted = 1  # type: ignore[assignment]

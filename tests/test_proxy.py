@@ -6,6 +6,7 @@ import base64
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import pytest
 import trio
@@ -35,6 +36,11 @@ async def _pipe(source: trio.SocketStream, sink: trio.SocketStream) -> None:
 
 
 async def _relay(client: trio.SocketStream, host: str, port: int) -> None:
+    # Tests reach loopback only: a target elsewhere is a bug in the client under test, and
+    # the proxy must not carry it off the machine.
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        await client.aclose()
+        raise AssertionError(f"the test proxy was asked to connect to {host}")
     upstream = await trio.open_tcp_stream(host, port)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_pipe, client, upstream)
@@ -148,7 +154,7 @@ def socks5_proxy(
 async def start_proxy(
     nursery: trio.Nursery, handler: Callable[[trio.SocketStream], Awaitable[None]]
 ) -> int:
-    listeners = await nursery.start(trio.serve_tcp, handler, 0)
+    listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
     port: int = listeners[0].socket.getsockname()[1]
     return port
 

@@ -25,8 +25,10 @@ from .errors import (
 from .events import Closed, MessageReceived
 from .information import BandwidthStatistics, HandshakeResponse, MessageWebSocketInformation
 from .message_websocket import MessageWebSocket
+from .network_access import NetworkAccess
 from .reconnecting import run_reconnecting
 from .retry import RetryPolicy
+from .timings import ConnectTimings
 
 __all__ = [
     "BandwidthStatistics",
@@ -36,6 +38,7 @@ __all__ = [
     "ClientCertificate",
     "Closed",
     "ConnectError",
+    "ConnectTimings",
     "ConnectionClosed",
     "HandshakeError",
     "HandshakeResponse",
@@ -45,6 +48,7 @@ __all__ = [
     "MessageWebSocketControl",
     "MessageWebSocketInformation",
     "MessageWebSocketReceiveMode",
+    "NetworkAccess",
     "PasswordCredential",
     "RetryPolicy",
     "ServerCustomValidationRequest",

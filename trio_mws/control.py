@@ -10,6 +10,7 @@ from typing import Any
 
 from ._version import __version__
 from .enums import ChainValidationResult, MessageWebSocketReceiveMode, SocketMessageType
+from .network_access import ALL_NETWORKS, NetworkAccess
 
 __all__ = ["ClientCertificate", "MessageWebSocketControl", "PasswordCredential"]
 
@@ -106,17 +107,20 @@ class MessageWebSocketControl:
         "max_redirects",
         "message_queue_size",
         "message_type",
+        "network_access",
         "origin",
         "outbound_buffer_size_in_bytes",
         "ping_interval",
         "ping_timeout",
         "proxy",
         "proxy_credential",
+        "proxy_resolves_names_trusted",
         "proxy_ssl_context",
         "receive_mode",
         "server_credential",
         "ssl_context",
         "supported_protocols",
+        "unix_socket_path",
         "user_agent",
     )
 
@@ -191,6 +195,18 @@ class MessageWebSocketControl:
     user_agent: str | None
     #: ``str`` sent as ``Origin``, or ``None`` (the default) to omit the header.
     origin: str | None
+    #: :class:`NetworkAccess`: the classes of address the client may connect to (every DNS
+    #: answer tried, every redirect hop, the proxy), checked before any packet is sent.
+    #: Default ``LOOPBACK | PRIVATE | INTERNET``. See :mod:`trio_mws.network_access`.
+    network_access: NetworkAccess
+    #: ``bool``: with a restricted ``network_access``, allow a proxy that resolves the
+    #: server's name itself (HTTP ``CONNECT``, ``socks5h://``), whose address the client cannot
+    #: check. Default ``False``: that combination is a ``ValueError`` at connect.
+    proxy_resolves_names_trusted: bool
+    #: ``str`` path of a Unix socket to connect to instead of TCP (no DNS, no proxy); the URI
+    #: still gives the ``Host`` header, the resource and, for ``wss://``, the TLS server name.
+    #: Default ``None``.
+    unix_socket_path: str | None
 
     def __init__(self, **fields: Any) -> None:
         object.__setattr__(self, "_frozen", False)
@@ -218,6 +234,9 @@ class MessageWebSocketControl:
             "max_redirects": 10,
             "user_agent": f"trio-mws/{__version__}",
             "origin": None,
+            "network_access": ALL_NETWORKS,
+            "proxy_resolves_names_trusted": False,
+            "unix_socket_path": None,
         }
         unknown = set(fields) - set(defaults)
         if unknown:
@@ -357,6 +376,26 @@ def _check(name: str, value: Any) -> Any:
         return _positive_seconds(name, value, allow_none=True)
     if name in ("connect_timeout", "close_timeout"):
         return _positive_seconds(name, value, allow_none=False)
+    if name == "network_access":
+        if not isinstance(value, NetworkAccess):
+            raise TypeError("network_access must be a NetworkAccess (e.g. NetworkAccess.INTERNET)")
+        if not value:
+            raise ValueError("network_access must allow at least one class of address")
+        return value
+    if name == "proxy_resolves_names_trusted":
+        if not isinstance(value, bool):
+            raise TypeError("proxy_resolves_names_trusted must be a bool")
+        return value
+    if name == "unix_socket_path":
+        if value is None:
+            return None
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if not isinstance(value, str):
+            raise TypeError("unix_socket_path must be a str (or a path) or None")
+        if not value or "\x00" in value:
+            raise ValueError("unix_socket_path must be a non-empty path without NUL")
+        return value
     if name == "compression":
         if not isinstance(value, bool):
             raise TypeError("compression must be a bool")

@@ -10,6 +10,8 @@ from .enums import ChainValidationResult, WebErrorStatus
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
 
+    from .timings import ConnectTimings
+
 __all__ = [
     "CertificateError",
     "CertificateRejected",
@@ -47,7 +49,14 @@ class WebSocketError(Exception):
 
 
 class ConnectError(WebSocketError):
-    """Opening the connection failed: DNS, TCP, proxy, TLS, handshake or timeout."""
+    """Opening the connection failed: DNS, TCP, proxy, TLS, handshake or timeout.
+
+    ``timings`` (:class:`~trio_mws.ConnectTimings` or ``None``) tells how far the opening got
+    and where its time went; it is set on every ``ConnectError`` that ``connect`` raises.
+    """
+
+    #: Where the failed opening's time went, as far as it got (set by ``connect``).
+    timings: ConnectTimings | None = None
 
 
 class HandshakeError(ConnectError):

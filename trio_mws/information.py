@@ -13,6 +13,8 @@ from .enums import ChainValidationResult, SocketSslErrorSeverity
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
 
+    from .timings import ConnectTimings
+
 __all__ = ["BandwidthStatistics", "HandshakeResponse", "MessageWebSocketInformation"]
 
 
@@ -117,6 +119,9 @@ class MessageWebSocketInformation:
     bytes_sent: int = 0
     #: ``int`` payload bytes received, as the application gets them (after decompression).
     bytes_received: int = 0
+    #: :class:`~trio_mws.ConnectTimings`: seconds spent in DNS, TCP, proxy, TLS and the
+    #: upgrade, and the total; ``None`` before a successful connect.
+    timings: ConnectTimings | None = None
     _socket: socket.socket | None = field(default=None, repr=False)
     # The 101 response's head, raw: parsed when first asked for (idle sockets stay small).
     _handshake_head: bytes | None = field(default=None, repr=False)

@@ -312,8 +312,9 @@ class MessageWebSocket(trio.abc.AsyncResource):
         info.protocol = opened.upgrade.protocol
         info._handshake_head = opened.upgrade.head
         info._socket = opened.tcp.socket  # type: ignore[assignment]
-        info.local_address = _address(opened.tcp.socket.getsockname())
-        info.remote_address = _address(opened.tcp.socket.getpeername())
+        info.local_address = opened.local_address
+        info.remote_address = opened.remote_address
+        info.timings = opened.timings
         if opened.tls is not None:
             info.server_certificate = opened.tls.certificate
             info.server_intermediate_certificates = opened.tls.intermediates
@@ -1053,12 +1054,6 @@ def _check_utf8(payload: bytes) -> None:
         payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(f"data sent as UTF8 is not valid UTF-8: {exc}") from None
-
-
-def _address(raw: object) -> tuple[str, int] | None:
-    if isinstance(raw, tuple) and len(raw) >= 2:
-        return str(raw[0]), int(raw[1])
-    return None
 
 
 class _EventIterator:

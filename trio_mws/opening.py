@@ -7,6 +7,7 @@ Each stage is a small function of its own module; this one runs them in order un
 from __future__ import annotations
 
 import base64
+import ipaddress
 import logging
 from dataclasses import dataclass
 
@@ -17,9 +18,11 @@ from .control import MessageWebSocketControl, PasswordCredential
 from .enums import WebErrorStatus
 from .errors import ConnectError, HandshakeError
 from .handshake import NotUpgraded, UpgradeResult, upgrade
-from .proxy import choose_proxy, open_tunnel
-from .status import status_for_http_code
-from .transport import TlsInfo, open_tcp, socket_stream_of, start_tls
+from .network_access import ALL_NETWORKS, check_address
+from .proxy import Proxy, choose_proxy, open_tunnel
+from .status import classify, status_for_http_code, status_for_os_error
+from .timings import ConnectTimings, TimingRecorder
+from .transport import TlsInfo, open_tcp, socket_addresses, socket_stream_of, start_tls
 from .uri import WebSocketURI, resolve_redirect
 
 __all__ = ["Opened", "open_connection"]
@@ -38,6 +41,11 @@ class Opened:
     uri: WebSocketURI
     upgrade: UpgradeResult
     tls: TlsInfo | None
+    timings: ConnectTimings
+    #: ``(host, port)`` of our end and the peer's, read when TCP connected (``None`` for a
+    #: Unix socket, or when the kernel no longer knew: a reset right after the upgrade).
+    local_address: tuple[str, int] | None
+    remote_address: tuple[str, int] | None
 
 
 def _check_host_name(host: str) -> None:
@@ -58,16 +66,46 @@ def _check_host_name(host: str) -> None:
         )
 
 
+def _check_proxy_target(uri: WebSocketURI, proxy: Proxy, control: MessageWebSocketControl) -> None:
+    """With a restricted ``network_access``, the server's address must be checked before the
+    proxy connects to it: an IP address is checked here; a name that the proxy resolves
+    itself (HTTP ``CONNECT``, socks5h) cannot be, so it is refused unless trusted. (socks5
+    resolves locally, and checks what it resolved.)"""
+    allowed = control.network_access
+    if allowed == ALL_NETWORKS:
+        return
+    try:
+        ipaddress.ip_address(uri.host)
+    except ValueError:
+        if proxy.scheme != "socks5" and not control.proxy_resolves_names_trusted:
+            raise ValueError(
+                f"the {proxy.scheme} proxy resolves {uri.host!r} itself, so network_access "
+                "cannot check where it connects: use an IP address, a socks5:// proxy, or set "
+                "control.proxy_resolves_names_trusted = True"
+            ) from None
+    else:
+        check_address(uri.host, allowed)
+
+
 async def _open_stream(
-    uri: WebSocketURI, control: MessageWebSocketControl, validator: CustomValidator | None
+    uri: WebSocketURI,
+    control: MessageWebSocketControl,
+    validator: CustomValidator | None,
+    timings: TimingRecorder,
 ) -> tuple[trio.abc.Stream, trio.SocketStream, TlsInfo | None]:
     _check_host_name(uri.host)
-    proxy = choose_proxy(uri, control)
+    path = control.unix_socket_path
+    proxy = None if path is not None else choose_proxy(uri, control)
+    if proxy is not None:
+        _check_proxy_target(uri, proxy, control)
     try:
-        if proxy is None:
-            transport: trio.abc.Stream = await open_tcp(uri.host, uri.port, control)
+        if path is not None:
+            with timings.stage("tcp"):
+                transport: trio.abc.Stream = await _open_unix(path)
+        elif proxy is None:
+            transport = await open_tcp(uri.host, uri.port, control, timings)
         else:
-            transport = await open_tunnel(proxy, uri, control)
+            transport = await open_tunnel(proxy, uri, control, timings)
     except UnicodeError as exc:  # the IDNA encoding of a non-ASCII name failed
         raise ConnectError(
             f"cannot resolve {uri.host!r}: not a valid DNS name ({exc})",
@@ -75,8 +113,19 @@ async def _open_stream(
         ) from exc
     if not uri.secure:
         return transport, socket_stream_of(transport), None
-    tls_stream, info = await start_tls(transport, uri.host, control, validator)
+    with timings.stage("tls"):
+        tls_stream, info = await start_tls(transport, uri.host, control, validator)
     return tls_stream, socket_stream_of(tls_stream), info
+
+
+async def _open_unix(path: str) -> trio.SocketStream:
+    try:
+        return await trio.open_unix_socket(path)
+    except OSError as exc:  # no such file, nobody listening, no permission: can't connect
+        status = status_for_os_error(exc)
+        if status is WebErrorStatus.UNKNOWN:
+            status = WebErrorStatus.CANNOT_CONNECT
+        raise ConnectError(f"cannot connect to the Unix socket {path}: {exc}", status) from exc
 
 
 def _basic(credential: PasswordCredential) -> str:
@@ -128,6 +177,7 @@ async def _attempts(
     control: MessageWebSocketControl,
     headers: dict[str, str],
     validator: CustomValidator | None,
+    timings: TimingRecorder,
 ) -> Opened:
     # Credentials belong to the origin of the URI the user gave: server_credential, the
     # URI's userinfo, the user's Authorization and Cookie headers. Once a redirect leaves that
@@ -137,14 +187,16 @@ async def _attempts(
     answered = bool(headers) and "authorization" in {name.lower() for name in headers}
     redirects = 0
     while True:
-        stream, tcp, tls = await _open_stream(uri, control, validator)
+        stream, tcp, tls = await _open_stream(uri, control, validator, timings)
         try:
-            outcome = await upgrade(stream, uri, control, headers)
+            with timings.stage("handshake"):
+                outcome = await upgrade(stream, uri, control, headers)
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise
         if isinstance(outcome, UpgradeResult):
-            return Opened(stream, tcp, uri, outcome, tls)
+            local, remote = socket_addresses(tcp)
+            return Opened(stream, tcp, uri, outcome, tls, timings.result(), local, remote)
         await trio.aclose_forcefully(stream)
         code = outcome.response.status_code
         location = outcome.response.get("location")
@@ -191,12 +243,30 @@ async def open_connection(
     headers: dict[str, str],
     validator: CustomValidator | None,
 ) -> Opened:
-    """Run the whole pipeline under ``control.connect_timeout``."""
-    # A bare cancel scope: trio.fail_after is a generator-based context manager, a
-    # measurable part of a handshake's CPU.
-    with trio.CancelScope(deadline=trio.current_time() + control.connect_timeout):
-        return await _attempts(uri, control, dict(headers), validator)
-    # Reached only when the deadline cancelled the attempts.
-    raise ConnectError(
-        f"opening {uri} timed out after {control.connect_timeout} s", WebErrorStatus.TIMEOUT
-    ) from trio.TooSlowError()
+    """Run the whole pipeline under ``control.connect_timeout``.
+
+    Every network failure leaves as a :class:`ConnectError` (or a subclass) carrying the
+    :class:`ConnectTimings` of the stages reached; ``ValueError`` for a combination of
+    settings that cannot be honoured (a proxy that resolves names under a restricted
+    ``network_access``).
+    """
+    timings = TimingRecorder()
+    try:
+        # A bare cancel scope: trio.fail_after is a generator-based context manager, a
+        # measurable part of a handshake's CPU.
+        with trio.CancelScope(deadline=trio.current_time() + control.connect_timeout):
+            return await _attempts(uri, control, dict(headers), validator, timings)
+        # Reached only when the deadline cancelled the attempts.
+        raise ConnectError(
+            f"opening {uri} timed out after {control.connect_timeout} s", WebErrorStatus.TIMEOUT
+        ) from trio.TooSlowError()
+    except ConnectError as exc:
+        exc.timings = timings.result()
+        raise
+    except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        status = classify(exc)
+        if status is WebErrorStatus.UNKNOWN:
+            status = WebErrorStatus.CANNOT_CONNECT
+        error = ConnectError(f"opening {uri} failed: {exc}", status)
+        error.timings = timings.result()
+        raise error from exc

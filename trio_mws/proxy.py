@@ -24,7 +24,9 @@ from .control import MessageWebSocketControl, PasswordCredential
 from .enums import WebErrorStatus
 from .errors import ConnectError, HandshakeError
 from .http1 import HttpExchange, invalid_response, response_of
+from .network_access import NetworkAccess, check_address, refusal
 from .status import classify, status_for_http_code
+from .timings import TimingRecorder
 from .transport import open_tcp, start_proxy_tls
 from .uri import WebSocketURI
 
@@ -199,7 +201,9 @@ def _socks_invalid(what: str) -> ConnectError:
     )
 
 
-async def _socks_address(uri: WebSocketURI, remote_dns: bool) -> bytes:
+async def _socks_address(uri: WebSocketURI, remote_dns: bool, allowed: NetworkAccess) -> bytes:
+    """The SOCKS5 address of the target: its name (socks5h), or an address we resolved and
+    checked against ``allowed`` (socks5), or its IP address."""
     try:
         address = ipaddress.ip_address(uri.host)
     except ValueError:
@@ -210,13 +214,25 @@ async def _socks_address(uri: WebSocketURI, remote_dns: bool) -> bytes:
             infos = await trio.socket.getaddrinfo(uri.host, uri.port, type=socket.SOCK_STREAM)
         except OSError as exc:
             raise ConnectError(f"cannot resolve {uri.host}: {exc}", classify(exc)) from exc
-        address = ipaddress.ip_address(infos[0][4][0])
+        candidates = [str(info[4][0]) for info in infos]
+        if not candidates:
+            raise ConnectError(
+                f"cannot resolve {uri.host}: no address", WebErrorStatus.HOST_NAME_NOT_RESOLVED
+            ) from None
+        usable = [host for host in candidates if refusal(host, allowed) is None]
+        if not usable:
+            check_address(candidates[0], allowed)  # raises, naming the address
+        address = ipaddress.ip_address(usable[0])
+    else:
+        check_address(address, allowed)
     if address.version == 4:
         return b"\x01" + address.packed
     return b"\x04" + address.packed
 
 
-async def _socks5(stream: trio.abc.Stream, proxy: Proxy, uri: WebSocketURI) -> None:
+async def _socks5(
+    stream: trio.abc.Stream, proxy: Proxy, uri: WebSocketURI, allowed: NetworkAccess
+) -> None:
     reader = _SocksReader(stream)
     methods = b"\x00\x02" if proxy.credential is not None else b"\x00"
     await _send(stream, b"\x05" + bytes([len(methods)]) + methods)
@@ -240,7 +256,7 @@ async def _socks5(stream: trio.abc.Stream, proxy: Proxy, uri: WebSocketURI) -> N
         )
     elif method != 0:
         raise _socks_invalid(f"method {method} was not offered")
-    address = await _socks_address(uri, proxy.scheme == "socks5h")
+    address = await _socks_address(uri, proxy.scheme == "socks5h", allowed)
     await _send(stream, b"\x05\x01\x00" + address + struct.pack("!H", uri.port))
     version, reply, _, kind = await reader.exactly(4)
     if version != 5:
@@ -265,19 +281,21 @@ async def open_tunnel(
     proxy: Proxy,
     uri: WebSocketURI,
     control: MessageWebSocketControl,
+    timings: TimingRecorder,
 ) -> trio.abc.Stream:
     """Connect to ``proxy`` and open a tunnel to ``uri``'s host and port."""
     credential: PasswordCredential | None = None
     while True:
-        tcp = await open_tcp(proxy.host, proxy.port, control)
+        tcp = await open_tcp(proxy.host, proxy.port, control, timings)
         stream: trio.abc.Stream = tcp
-        if proxy.scheme == "https":
-            stream = await start_proxy_tls(tcp, proxy.host, control)
         try:
-            if proxy.scheme.startswith("socks5"):
-                await _socks5(stream, proxy, uri)
-                return stream
-            status = await _http_connect(stream, proxy, uri, control, credential)
+            with timings.stage("proxy"):
+                if proxy.scheme == "https":
+                    stream = await start_proxy_tls(tcp, proxy.host, control)
+                if proxy.scheme.startswith("socks5"):
+                    await _socks5(stream, proxy, uri, control.network_access)
+                    return stream
+                status = await _http_connect(stream, proxy, uri, control, credential)
             if status != 407:
                 return stream
         except BaseException:

@@ -24,6 +24,7 @@ the kernel's buffers fill. Nothing here is hidden behind a timer: wrap waits in
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import socket
@@ -507,13 +508,22 @@ class ScriptedServer:
         listener: trio.SocketListener,
         ssl_context: ssl.SSLContext | None,
     ) -> None:
-        host, port = listener.socket.getsockname()[:2]
-        #: The listening host (``"127.0.0.1"`` by default).
-        self.host: str = host
-        #: The listening TCP port (chosen by the kernel).
-        self.port: int = port
-        #: The URL to give the client: ``ws://host:port/``, or ``wss://`` with TLS.
-        self.url = f"{'wss' if ssl_context else 'ws'}://{host}:{port}/"
+        name = listener.socket.getsockname()
+        scheme = "wss" if ssl_context else "ws"
+        #: The listening host (``"127.0.0.1"`` by default), or the Unix socket's path.
+        self.host: str
+        #: The listening TCP port (chosen by the kernel); 0 for a Unix socket.
+        self.port: int
+        #: The URL to give the client: ``ws://host:port/``, or ``wss://`` with TLS. For a
+        #: Unix socket ``ws://localhost/`` (any host will do: the client's
+        #: ``unix_socket_path`` decides where it connects).
+        self.url: str
+        if isinstance(name, tuple):
+            self.host, self.port = str(name[0]), int(name[1])
+            self.url = f"{scheme}://{self.host}:{self.port}/"
+        else:
+            self.host, self.port = os.fsdecode(name), 0
+            self.url = f"{scheme}://localhost/"
         #: Every connection accepted so far, in order.
         self.connections: list[ScriptedConnection] = []
         self._listener = listener
@@ -526,7 +536,8 @@ class ScriptedServer:
         return await self.start_connection(await self.accept_tcp())
 
     async def accept_tcp(self) -> trio.SocketStream:
-        """Accept the next TCP connection only (for :meth:`start_connection` in a task)."""
+        """Accept the next TCP (or Unix socket) connection only (for
+        :meth:`start_connection` in a task)."""
         return await self._listener.accept()
 
     async def start_connection(self, tcp: trio.SocketStream) -> ScriptedConnection:
@@ -562,18 +573,23 @@ async def open_scripted_server(
     host: str = "127.0.0.1",
     ssl_context: ssl.SSLContext | None = None,
     receive_buffer_size: int | None = None,
+    unix_socket_path: str | None = None,
 ) -> AsyncIterator[ScriptedServer]:
     """Listen on ``host`` (a free port) for the duration of the ``async with`` block.
 
     ``ssl_context`` (a server context, e.g. from trustme) makes it a ``wss://`` server.
     ``receive_buffer_size`` sets SO_RCVBUF on accepted sockets (bytes; the kernel's default
     when ``None``): small values make a server that stops reading push back on the client
-    sooner.
+    sooner. ``unix_socket_path`` listens on a new Unix socket at that path instead of TCP
+    (POSIX; the path is removed afterwards).
     """
-    listeners = await trio.open_tcp_listeners(0, host=host)
-    listener = listeners[0]
-    for extra in listeners[1:]:
-        await extra.aclose()
+    if unix_socket_path is not None:
+        listener = await _unix_listener(unix_socket_path)
+    else:
+        listeners = await trio.open_tcp_listeners(0, host=host)
+        listener = listeners[0]
+        for extra in listeners[1:]:
+            await extra.aclose()
     if receive_buffer_size is not None:
         # Set on the listening socket: accepted sockets inherit it (Linux, BSD).
         listener.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer_size)
@@ -583,6 +599,20 @@ async def open_scripted_server(
     finally:
         with trio.CancelScope(shield=True):
             await server.aclose()
+        if unix_socket_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(unix_socket_path)
+
+
+async def _unix_listener(path: str) -> trio.SocketListener:
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        await sock.bind(path)
+        sock.listen()
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketListener(sock)
 
 
 ScriptHandler = Callable[[ScriptedConnection], Awaitable[None]]

@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -25,26 +26,51 @@ from .certificates import (
 from .control import MessageWebSocketControl
 from .enums import ChainValidationResult, SocketSslErrorSeverity, WebErrorStatus
 from .errors import CertificateError, CertificateRejected, ConnectError
+from .network_access import ALL_NETWORKS, check_address, refusal
 from .status import classify, status_for_os_error
+from .timings import TimingRecorder
 from .tls_contexts import proxy_context, tls_setup
 
-__all__ = ["TlsInfo", "open_tcp", "socket_stream_of", "start_proxy_tls", "start_tls"]
+__all__ = [
+    "TlsInfo",
+    "open_tcp",
+    "socket_addresses",
+    "socket_stream_of",
+    "start_proxy_tls",
+    "start_tls",
+]
 
 logger = logging.getLogger("trio_mws")
 
 
-async def open_tcp(host: str, port: int, control: MessageWebSocketControl) -> trio.SocketStream:
-    """Resolve ``host`` and open a TCP connection (happy eyeballs), mapping failures.
+#: Seconds before the next address is tried while the previous attempt is still pending
+#: (RFC 8305's "Connection Attempt Delay"; trio's default too).
+HAPPY_EYEBALLS_DELAY = 0.25
 
-    An IP address is connected to directly: happy eyeballs has nothing to race then, and
-    its machinery costs several scheduling rounds per connection.
+Target = tuple[socket.AddressFamily, tuple[Any, ...]]
+
+
+async def open_tcp(
+    host: str, port: int, control: MessageWebSocketControl, timings: TimingRecorder
+) -> trio.SocketStream:
+    """Resolve ``host`` and open a TCP connection, mapping failures to :class:`ConnectError`.
+
+    Every address resolved is checked against ``control.network_access`` before any packet
+    is sent, and the connection goes to a checked address (there is no second resolution
+    for DNS rebinding to exploit). The addresses are tried in the resolver's order, IPv6 and
+    IPv4 interleaved, each started 250 ms after the previous one unless that one failed
+    sooner (happy eyeballs); the first to connect wins. An IP address needs no DNS.
     """
+    targets = await _resolve(host, port, timings)
+    allowed = control.network_access
+    if allowed != ALL_NETWORKS:
+        checked = [target for target in targets if refusal(str(target[1][0]), allowed) is None]
+        if not checked:
+            check_address(str(targets[0][1][0]), allowed)  # raises, naming the address
+        targets = checked
     try:
-        family = _address_family(host)
-        if family is None:
-            stream = await trio.open_tcp_stream(host, port)
-        else:
-            stream = await _connect_address(family, host, port)
+        with timings.stage("tcp"):
+            stream = await _connect_first(targets)
     except OSError as exc:
         status = status_for_os_error(exc)
         if status is WebErrorStatus.UNKNOWN:
@@ -60,22 +86,100 @@ async def open_tcp(host: str, port: int, control: MessageWebSocketControl) -> tr
     return stream
 
 
-def _address_family(host: str) -> socket.AddressFamily | None:
+async def _resolve(host: str, port: int, timings: TimingRecorder) -> list[Target]:
+    """The addresses to try for ``host`` (an IP address: itself, without DNS)."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return None
-    return socket.AF_INET if address.version == 4 else socket.AF_INET6
-
-
-async def _connect_address(family: socket.AddressFamily, host: str, port: int) -> trio.SocketStream:
-    sock = trio.socket.socket(family, socket.SOCK_STREAM)
+        pass
+    else:
+        family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+        return [(family, (host, port))]
     try:
-        await sock.connect((host, port))
-    except BaseException:
-        sock.close()
-        raise
-    return trio.SocketStream(sock)
+        with timings.stage("dns"):
+            infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        status = status_for_os_error(exc)
+        if status is WebErrorStatus.UNKNOWN:
+            status = WebErrorStatus.HOST_NAME_NOT_RESOLVED
+        raise ConnectError(f"cannot resolve {host}: {exc}", status) from exc
+    targets: list[Target] = []
+    for family, _type, _proto, _name, sockaddr in infos:
+        target = (family, sockaddr)
+        if target not in targets:
+            targets.append(target)
+    if not targets:
+        raise ConnectError(
+            f"cannot resolve {host}: no address", WebErrorStatus.HOST_NAME_NOT_RESOLVED
+        )
+    return _interleave(targets)
+
+
+def _interleave(targets: list[Target]) -> list[Target]:
+    """The first address's family first, then alternating families (RFC 8305 section 4)."""
+    first = targets[0][0]
+    same = [target for target in targets if target[0] == first]
+    other = [target for target in targets if target[0] != first]
+    result: list[Target] = []
+    while same or other:
+        if same:
+            result.append(same.pop(0))
+        if other:
+            result.append(other.pop(0))
+    return result
+
+
+async def _connect_first(targets: list[Target]) -> trio.SocketStream:
+    """Connect to the first of ``targets`` that answers (happy eyeballs); ``OSError`` when
+    none does (the last failure, with every failure in its ``__cause__``)."""
+    if len(targets) == 1:  # nothing to race: no nursery, no timer
+        family, sockaddr = targets[0]
+        sock = trio.socket.socket(family, socket.SOCK_STREAM)
+        try:
+            await sock.connect(sockaddr)
+        except BaseException:
+            sock.close()
+            raise
+        return trio.SocketStream(sock)
+    winner: trio.socket.SocketType | None = None
+    failures: list[OSError] = []
+
+    async def attempt(
+        family: socket.AddressFamily,
+        sockaddr: tuple[Any, ...],
+        failed: trio.Event,
+        nursery: trio.Nursery,
+    ) -> None:
+        nonlocal winner
+        sock = trio.socket.socket(family, socket.SOCK_STREAM)
+        try:
+            await sock.connect(sockaddr)
+        except OSError as exc:
+            sock.close()
+            failures.append(exc)
+            failed.set()
+            return
+        except BaseException:
+            sock.close()
+            raise
+        if winner is None:
+            winner = sock
+            nursery.cancel_scope.cancel()  # the others lost
+        else:  # pragma: no cover - two connects finishing in one scheduling round
+            sock.close()
+
+    async with trio.open_nursery() as nursery:
+        for family, sockaddr in targets:
+            failed = trio.Event()
+            nursery.start_soon(attempt, family, sockaddr, failed, nursery)
+            with trio.move_on_after(HAPPY_EYEBALLS_DELAY):
+                await failed.wait()
+    if winner is None:
+        error = failures[-1]
+        if len(failures) > 1:
+            error.__cause__ = ExceptionGroup("every address failed", failures[:-1])
+        raise error
+    return trio.SocketStream(winner)
 
 
 def direct_descriptor(stream: trio.abc.Stream) -> int | None:
@@ -98,6 +202,24 @@ class TlsInfo:
     intermediates: tuple[x509.Certificate, ...]
     errors: tuple[ChainValidationResult, ...]
     severity: SocketSslErrorSeverity
+
+
+def socket_addresses(
+    tcp: trio.SocketStream,
+) -> tuple[tuple[str, int] | None, tuple[str, int] | None]:
+    """``(host, port)`` of both ends of a TCP connection; ``None`` for an end the kernel
+    cannot name (a Unix socket, or a connection already reset)."""
+    return _address(tcp.socket.getsockname), _address(tcp.socket.getpeername)
+
+
+def _address(query: Callable[[], object]) -> tuple[str, int] | None:
+    try:
+        raw = query()
+    except OSError:
+        return None
+    if isinstance(raw, tuple) and len(raw) >= 2:
+        return str(raw[0]), int(raw[1])
+    return None
 
 
 def socket_stream_of(stream: trio.abc.Stream) -> trio.SocketStream:
