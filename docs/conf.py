@@ -30,7 +30,8 @@ nitpicky = True
 nitpick_ignore_regex = [
     # Standard library and third-party types named in signatures (no intersphinx: the
     # build must work offline).
-    (r"py:class", r"(ssl|socket|os|trio|cryptography|enum|collections|typing|types|random)\..*"),
+    (r"py:class", r"(ssl|socket|os|trio|cryptography|enum|collections|typing|types)\..*"),
+    (r"py:class", r"(random|ipaddress)\..*"),
     (r"py:class", r"(trio\.abc\..*|Certificate|_EventIterator|TaskStatus.*|Nursery)"),
     (r"py:class", r"(SendStream|AsyncResource|PathLike|SSLContext|Iterable|Sequence)"),
     (r"py:class", r"(Callable|Awaitable|AsyncIterator|Any|NoneType|ScriptHandler)"),
