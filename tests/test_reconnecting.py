@@ -220,6 +220,46 @@ async def test_connection_dropped_mid_stream_reconnects(
     assert closes == [1000]
 
 
+async def test_headers_and_protocols_go_with_every_connection(
+    raw_server: RawServer, autojump_clock: trio.abc.Clock
+) -> None:
+    seen: list[tuple[str | None, str | None]] = []
+
+    def recording(step: Step) -> Step:
+        async def record(peer: RawPeer) -> None:
+            await step(peer)
+            seen.append(
+                (
+                    peer.request_header("Authorization"),
+                    peer.request_header("Sec-WebSocket-Protocol"),
+                )
+            )
+
+        return record
+
+    closes: list[int | None] = []
+    script = Script(recording(accept_then("one")), recording(serve_until_client_closes(closes)))
+    url = await raw_server(script)
+
+    async def handler(ws: MessageWebSocket) -> None:
+        async for event in ws:
+            if event.text == "ready":
+                return
+
+    await run_reconnecting(
+        url,
+        handler,
+        retry=RetryPolicy(rng=UpperBound()),
+        protocols=["feed.v1"],
+        headers={"Authorization": "Bearer t0k3n"},
+    )
+    assert seen == [("Bearer t0k3n", "feed.v1")] * 2
+    with pytest.raises(ValueError):
+        await run_reconnecting(url, handler, headers={"X-Bad": "a\r\nb"})
+    with pytest.raises(TypeError):
+        await run_reconnecting(url, handler, protocols="feed.v1")
+
+
 async def test_handler_with_its_own_nursery_gets_one_exception(
     raw_server: RawServer, autojump_clock: trio.abc.Clock
 ) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ import trio
 from .control import MessageWebSocketControl
 from .enums import WebErrorStatus, WebSocketState
 from .errors import ConnectionClosed, HandshakeError, WebSocketError
+from .handshake import check_request_header
 from .message_websocket import MessageWebSocket
 from .retry import RetryPolicy
 from .uri import parse_uri
@@ -69,6 +70,8 @@ async def run_reconnecting(
     *,
     retry: RetryPolicy | None = None,
     control: MessageWebSocketControl | None = None,
+    protocols: Iterable[str] = (),
+    headers: Mapping[str, str] | None = None,
     **control_fields: Any,
 ) -> None:
     """Connect to ``uri`` and ``await handler(ws)``; reconnect, with backoff, whenever the
@@ -90,6 +93,8 @@ async def run_reconnecting(
     Each retry is logged on the ``trio_mws`` logger (WARNING) with its status and delay.
     The control (``control=`` or control fields as keywords, e.g. ``ping_interval=10``) is
     copied for each connection, so the caller's object is never frozen or changed.
+    ``protocols`` and ``headers`` work as for :func:`open_message_websocket` and go with every
+    connection (a bearer token, say); bad headers are a ``ValueError`` before any I/O.
 
     It takes a handler rather than being an async generator (``async for ws in ...``)
     because trio forbids ``yield`` inside a nursery or cancel scope, and each socket owns a
@@ -105,12 +110,17 @@ async def run_reconnecting(
     if control is not None and not isinstance(control, MessageWebSocketControl):
         raise TypeError("control must be a MessageWebSocketControl")
     settings = control.copy() if control is not None else MessageWebSocketControl(**control_fields)
+    if isinstance(protocols, str):
+        raise TypeError("protocols must be a list of str, not a single string")
+    settings.supported_protocols = [*settings.supported_protocols, *protocols]
+    # Checked once, here, as set_request_header checks them: bad headers fail before any I/O.
+    request_headers = [check_request_header(name, value) for name, value in (headers or {}).items()]
     target = parse_uri(uri)  # bad URIs fail here, once; str(target) has no credentials
     streak_start = trio.current_time()
     attempts = 0  # in the current streak, the first included
     while True:
         attempts += 1
-        failure = await _connect_and_handle(uri, handler, settings.copy())
+        failure = await _connect_and_handle(uri, handler, settings.copy(), request_headers)
         if failure is None:
             return
         now = trio.current_time()
@@ -139,10 +149,15 @@ async def run_reconnecting(
 
 
 async def _connect_and_handle(
-    uri: str, handler: Handler, control: MessageWebSocketControl
+    uri: str,
+    handler: Handler,
+    control: MessageWebSocketControl,
+    headers: list[tuple[str, str]],
 ) -> _Failure | None:
     """One attempt: ``None`` when the handler finished, else what failed."""
     ws = _HandlerSocket(control)
+    for name, value in headers:
+        ws.set_request_header(name, value)
     raised: BaseException | None = None
     async with ws:  # exits with close(1000), or close(1011) for the exceptions re-raised
         try:
