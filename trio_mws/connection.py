@@ -28,9 +28,7 @@ from .enums import SocketMessageType, WebErrorStatus, WebSocketState
 from .errors import ConnectionClosed, MessageTooBig
 from .events import Closed, MessageReceived
 from .information import MessageWebSocketInformation
-from .socket_io import TRANSPORT_ERRORS, SocketIO
-from .status import classify
-from .wsproto_engine import (
+from .protocol import (
     ClientEngine,
     CloseReceived,
     DataReceived,
@@ -38,6 +36,8 @@ from .wsproto_engine import (
     PongReceived,
     ProtocolError,
 )
+from .socket_io import TRANSPORT_ERRORS, SocketIO
+from .status import classify
 
 __all__ = ["SCHEDULE_AFTER", "SCHEDULE_EVERY", "Connection", "PingWaiter"]
 
@@ -448,39 +448,31 @@ class Connection:
             await self._finish()  # also when cancelled: it closes the socket anyway
 
     async def _feed(self, data: bytes) -> None:
-        size = self.engine.feed_size
-        if size is None or len(data) <= size:
-            await self._feed_piece(data)
-            return
-        # Compressed data is fed in slices, each taken to the application before the next is
-        # inflated: memory stays bounded whatever the compression ratio.
-        view = memoryview(data)
-        for start in range(0, len(data), size):
-            await self._feed_piece(view[start : start + size])
-            if self.engine.state is WebSocketState.CLOSED:
-                return
-
-    async def _feed_piece(self, data: bytes | memoryview) -> None:
+        """Feed received bytes to the engine and act on its events. The engine hands them
+        out in batches of about a MiB of data (decompression can turn a little input into a
+        lot of output); each batch reaches the application before the next is made, so
+        memory stays bounded whatever the compression ratio."""
         engine = self.engine
         sent_close_before = engine.close_sent
         engine.receive_data(data)
-        self._write_output()  # pongs, the close echo, a failure's close frame
         info = self.information
-        for event in engine.events_received():
-            if type(event) is DataReceived:
-                if event.fin:
-                    info.messages_received += 1
-                await self._deliver(MessageReceived(event.message_type, event.data, event.fin))
-            elif type(event) is PongReceived:
-                self._on_pong(event.payload)
-            elif type(event) is CloseReceived:
-                logger.debug("< close %d %r", event.code, event.reason)
-                if self.outcome is None:
-                    self.outcome = Closed(event.code, event.reason, sent_close_before)
-            elif type(event) is ProtocolError:
-                self._on_protocol_error(event)
-            elif type(event) is PingReceived and self.io.must_wait():
-                await self.io.wait_for_space()  # a ping flood with unread pongs: wait
+        while events := engine.events_received():
+            self._write_output()  # pongs, the close echo, a failure's close frame
+            for event in events:
+                if type(event) is DataReceived:
+                    if event.fin:
+                        info.messages_received += 1
+                    await self._deliver(MessageReceived(event.message_type, event.data, event.fin))
+                elif type(event) is PongReceived:
+                    self._on_pong(event.payload)
+                elif type(event) is CloseReceived:
+                    logger.debug("< close %d %r", event.code, event.reason)
+                    if self.outcome is None:
+                        self.outcome = Closed(event.code, event.reason, sent_close_before)
+                elif type(event) is ProtocolError:
+                    self._on_protocol_error(event)
+                elif type(event) is PingReceived and self.io.must_wait():
+                    await self.io.wait_for_space()  # a ping flood with unread pongs: wait
         info.bytes_received = engine.bytes_received
 
     async def _deliver(self, event: MessageReceived) -> None:

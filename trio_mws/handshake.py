@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 import trio
 
-from .compression import ClientPerMessageDeflate
 from .control import MessageWebSocketControl, is_token
 from .enums import WebErrorStatus
 from .errors import ConnectError, HandshakeError
 from .information import HandshakeResponse
+from .protocol.deflate import CLIENT_OFFER, DeflateParameters, parse_answer
 from .status import classify
 from .transport import direct_descriptor
 from .uri import WebSocketURI
@@ -64,7 +64,7 @@ class UpgradeResult:
 
     head: bytes
     protocol: str | None
-    deflate: ClientPerMessageDeflate | None
+    deflate: DeflateParameters | None
     trailing: bytes
 
 
@@ -73,7 +73,7 @@ def build_request(
     key: bytes,
     control: MessageWebSocketControl,
     headers: Mapping[str, str],
-    deflate: ClientPerMessageDeflate | None,
+    deflate: bool,
 ) -> bytes:
     """The upgrade request as bytes."""
     lines = [
@@ -86,8 +86,8 @@ def build_request(
     ]
     if control.supported_protocols:
         lines.append(f"Sec-WebSocket-Protocol: {', '.join(control.supported_protocols)}")
-    if deflate is not None:
-        lines.append(f"Sec-WebSocket-Extensions: {deflate.offer()}")
+    if deflate:
+        lines.append(f"Sec-WebSocket-Extensions: {CLIENT_OFFER}")
     # A request header set by the user replaces the control's User-Agent / Origin.
     if control.user_agent is not None and "user-agent" not in _lowered(headers):
         lines.append(f"User-Agent: {control.user_agent}")
@@ -249,8 +249,8 @@ def check_upgrade(
     response: HandshakeResponse,
     key: bytes,
     protocols: Sequence[str],
-    deflate: ClientPerMessageDeflate | None,
-) -> tuple[str | None, ClientPerMessageDeflate | None]:
+    deflate: bool,
+) -> tuple[str | None, DeflateParameters | None]:
     """Check a 101 response (RFC 6455 section 4.1) and return the negotiated options."""
     if "websocket" not in [value.lower() for value in _header_values(response, "upgrade")]:
         raise _invalid("101 response without 'Upgrade: websocket'", response)
@@ -265,14 +265,14 @@ def check_upgrade(
             raise _invalid(f"server chose a subprotocol we did not offer: {chosen}", response)
         protocol = chosen[0]
     extensions = _header_values(response, "sec-websocket-extensions")
-    accepted: ClientPerMessageDeflate | None = None
+    accepted: DeflateParameters | None = None
     for extension in extensions:
-        name = extension.split(";")[0].strip().lower()
-        if deflate is None or name != deflate.name or accepted is not None:
+        if not deflate or accepted is not None:
             raise _invalid(f"server accepted an extension we did not offer: {extension}", response)
-        if not deflate.accept_response(extension):
-            raise _invalid(f"invalid permessage-deflate parameters: {extension}", response)
-        accepted = deflate
+        try:
+            accepted = parse_answer(extension)
+        except ValueError as exc:
+            raise _invalid(f"invalid Sec-WebSocket-Extensions answer: {exc}", response) from None
     return protocol, accepted
 
 
@@ -288,7 +288,7 @@ async def upgrade(
     a non-101 response, for the caller to follow a redirect, authenticate or fail.
     """
     key = base64.b64encode(os.urandom(16))
-    deflate = ClientPerMessageDeflate() if control.compression else None
+    deflate = control.compression
     request = build_request(uri, key, control, headers, deflate)
     try:
         await _send_request(stream, request)

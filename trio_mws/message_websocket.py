@@ -24,17 +24,18 @@ from .handshake import check_request_header
 from .information import MessageWebSocketInformation
 from .keepalive import start_keepalive
 from .opening import open_connection
-from .socket_io import SocketIO
+from .protocol import ClientEngine
+from .socket_io import BULK_RECEIVE_SIZE, SocketIO
 from .status import classify
 from .uri import parse_uri
-from .wsproto_engine import ClientEngine
 
 __all__ = ["MessageWebSocket"]
 
 logger = logging.getLogger("trio_mws")
 
-#: PARTIAL_MESSAGE without max_message_size: the largest piece delivered at once.
-PIECE_LIMIT = 1024 * 1024
+#: PARTIAL_MESSAGE: the largest piece delivered at once (``max_message_size`` when smaller):
+#: the largest read, so that what one read brings for a message is one piece.
+PIECE_LIMIT = BULK_RECEIVE_SIZE
 
 _VALID_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
 
@@ -224,7 +225,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
             max_message_size=control.max_message_size,
             partial=partial,
             deflate=opened.upgrade.deflate,
-            piece_limit=control.max_message_size or PIECE_LIMIT,
+            piece_limit=PIECE_LIMIT,
         )
         info = self.information
         info.protocol = opened.upgrade.protocol
