@@ -288,7 +288,11 @@ class ClientEngine:
                     start = pos + 2
                 else:
                     parsed = parse_extended_header(data, pos)
-                    if parsed is None:
+                    if parsed is None:  # judge what the first byte tells already
+                        if first & 0x0F >= OP_CLOSE:
+                            self._check_control(first, 0)
+                        else:
+                            self._check_data_first_byte(first)
                         break
                     length, start = parsed
                 stop = start + length
@@ -352,27 +356,32 @@ class ClientEngine:
         if length > MAX_CONTROL_PAYLOAD:
             raise _protocol_error("control frame payload over 125 bytes")
 
-    def _data_header(self, first: int, length: int) -> None:
-        """Check a data frame's header and start its frame (and message)."""
+    def _check_data_first_byte(self, first: int) -> None:
+        """Judge a data frame by its first byte (opcode, RSV bits, the message in progress)."""
         opcode = first & 0x0F
         if opcode > OP_BINARY:
             raise _protocol_error(f"unknown opcode {opcode:#x}")
         if first & 0x30:
             raise _protocol_error("reserved bits RSV2/RSV3 set")
-        compressed = bool(first & 0x40)
         if opcode == OP_CONTINUATION:
             if not self._message_opcode:
                 raise _protocol_error("continuation frame outside a fragmented message")
-            if compressed:
+            if first & 0x40:
                 raise _protocol_error("RSV1 set on a continuation frame")
         else:
             if self._message_opcode:
                 raise _protocol_error("new data frame inside a fragmented message")
-            if compressed and self._decompressor is None:
+            if first & 0x40 and self._decompressor is None:
                 raise _protocol_error("RSV1 set without a negotiated extension")
+
+    def _data_header(self, first: int, length: int) -> None:
+        """Check a data frame's header and start its frame (and message)."""
+        self._check_data_first_byte(first)
+        opcode = first & 0x0F
+        if opcode != OP_CONTINUATION:
             self._message_opcode = opcode
             self._message_type = _TEXT if opcode == OP_TEXT else _BINARY
-            self._message_compressed = compressed
+            self._message_compressed = bool(first & 0x40)
             self._message_size = 0
             self._message_frames = 0
             self._validator = Utf8Validator() if opcode == OP_TEXT else None
