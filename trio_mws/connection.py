@@ -269,7 +269,7 @@ class Connection:
                         "finish it with send_final_frame() first"
                     )
                 if _task_ended(fragment.owner):
-                    await self._abandoned(fragment)
+                    await self._abandoned()
                 else:
                     await self._park_behind(fragment)
             elif self.io.must_wait():
@@ -296,7 +296,7 @@ class Connection:
         if self._turn is not None:
             self._turn.unpark_all()
 
-    async def _abandoned(self, fragment: _Fragment) -> None:
+    async def _abandoned(self) -> None:
         """The task that owned a fragmented message ended without its final frame: the
         message can never be completed, and nothing else may be sent before it is."""
         await self.terminate(
