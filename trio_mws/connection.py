@@ -473,6 +473,9 @@ class Connection:
                     self._on_protocol_error(event)
                 elif type(event) is PingReceived and self.io.must_wait():
                     await self.io.wait_for_space()  # a ping flood with unread pongs: wait
+            # The next batch is parsed by the next events_received() call: after any close
+            # frame of ours sent while this batch was delivered.
+            sent_close_before = engine.close_sent
         info.bytes_received = engine.bytes_received
 
     async def _deliver(self, event: MessageReceived) -> None:
