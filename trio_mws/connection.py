@@ -609,6 +609,9 @@ class Connection:
         reading. ``done_reading``: the application reads no more (it left ``async with``),
         so messages that do not fit the queue are discarded and the handshake is prompt.
         """
+        if self._done.is_set():  # closed already: nothing to wait for
+            await trio.lowlevel.checkpoint()
+            return
         if done_reading:
             self._discard = True
             if self._deliver_scope is not None:
