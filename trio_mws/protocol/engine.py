@@ -30,6 +30,9 @@ from .events import (
     PingReceived,
     PongReceived,
     ProtocolError,
+    _set_data,
+    _set_fin,
+    _set_message_type,
 )
 from .frames import (
     MAX_CONTROL_PAYLOAD,
@@ -63,7 +66,7 @@ _BINARY = SocketMessageType.BINARY
 # The first byte of an unfragmented, uncompressed text/binary frame: FIN plus the opcode.
 _WHOLE_TEXT = 0x80 | OP_TEXT
 _WHOLE_BINARY = 0x80 | OP_BINARY
-_WHOLE_FIRST_BYTES = (_WHOLE_TEXT, _WHOLE_BINARY)
+_new_event = object.__new__
 _NO_LIMIT = 2**64
 
 _PROTOCOL_ERROR = 1002
@@ -255,7 +258,6 @@ class ClientEngine:
         """Parse ``data`` (preceded by whatever was held back) into events."""
         pos = 0
         end = len(data)
-        events = self._events
         try:
             if self._inflate_pending is not None:
                 pending, self._inflate_pending = self._inflate_pending, None
@@ -264,7 +266,9 @@ class ClientEngine:
                     return
             while True:
                 left = self._frame_left
-                if left:  # in a data frame's payload: take what has arrived
+                if not left and not self._message_opcode:
+                    pos = self._whole_messages(data, pos, end)
+                elif left:  # in a data frame's payload: take what has arrived
                     if pos == end:
                         break
                     stop = pos + left if left < end - pos else end
@@ -296,27 +300,6 @@ class ClientEngine:
                         break
                     length, start = parsed
                 stop = start + length
-                if (
-                    first in _WHOLE_FIRST_BYTES
-                    and stop <= end
-                    and length <= self._fast_limit
-                    and not self._message_opcode
-                ):
-                    # Fast path: a whole unfragmented, uncompressed message.
-                    payload = data[start:stop]
-                    pos = stop
-                    if first == _WHOLE_TEXT:
-                        if not payload.isascii():
-                            try:
-                                payload.decode()
-                            except UnicodeDecodeError:
-                                raise _invalid_utf8() from None
-                        events.append(DataReceived(_TEXT, payload, True))
-                    else:
-                        events.append(DataReceived(_BINARY, payload, True))
-                    self.bytes_received += length
-                    self._batch_bytes += length
-                    continue
                 opcode = first & 0x0F
                 if opcode >= OP_CLOSE:
                     self._check_control(first, length)
@@ -340,6 +323,55 @@ class ClientEngine:
             self._fail(_protocol_error(str(error)))
         except _Failure as failure:
             self._fail(failure)
+
+    def _whole_messages(self, data: bytes, pos: int, end: int) -> int:
+        """The fast path: deliver the whole, unfragmented, uncompressed messages at
+        ``data[pos:]`` (7- or 16-bit lengths, within the size limit and the batch budget);
+        return where the first other frame starts. Anything unusual, even an error, is left
+        to the general path."""
+        append = self._events.append
+        limit = self._fast_limit
+        budget = EVENT_BUDGET - self._batch_bytes
+        received = 0
+        new = _new_event
+        while end - pos >= 2 and received < budget:
+            first = data[pos]
+            if first == _WHOLE_BINARY:
+                kind = _BINARY
+            elif first == _WHOLE_TEXT:
+                kind = _TEXT
+            else:
+                break
+            length = data[pos + 1]
+            start = pos + 2
+            if length >= 126:  # masked frames (>= 128) go to the general path too
+                if length != 126 or end - pos < 4:
+                    break
+                length = (data[start] << 8) | data[start + 1]
+                start += 2
+                if length < 126:
+                    break
+            stop = start + length
+            if stop > end or length > limit:
+                break
+            payload = data[start:stop]
+            if kind is _TEXT and not payload.isascii():
+                try:
+                    payload.decode()
+                except UnicodeDecodeError:
+                    break
+            # DataReceived(kind, payload, True) without the cost of a Python __init__ call
+            event = new(DataReceived)
+            _set_message_type(event, kind)
+            _set_data(event, payload)
+            _set_fin(event, True)
+            append(event)
+            received += length
+            pos = stop
+        if received:
+            self.bytes_received += received
+            self._batch_bytes += received
+        return pos
 
     def _hold(self, rest: bytes) -> None:
         """Keep ``rest`` of the input for the next batch (this one is full)."""

@@ -44,6 +44,15 @@ _unpack_short = struct.Struct("!H").unpack_from
 _unpack_long = struct.Struct("!Q").unpack_from
 _pack_short = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
+_pack_tiny_masked = struct.Struct("!BB4s").pack
+_pack_short_masked = struct.Struct("!BBH4s").pack
+_pack_long_masked = struct.Struct("!BBQ4s").pack
+_from_bytes = int.from_bytes
+# For payloads under 126 bytes: the key repeated is ``key * _REPEAT[n]`` (copies 32 bits
+# apart, no carries), cut to n bytes by ``_LOW_BYTES[n]``; one multiplication instead of
+# building the repeated key as bytes.
+_REPEAT = [sum(1 << (32 * index) for index in range((n + 3) // 4)) for n in range(126)]
+_LOW_BYTES = [(1 << (8 * n)) - 1 for n in range(126)]
 
 
 class FrameError(Exception):
@@ -137,12 +146,10 @@ SEPARATE_PAYLOAD = 16 * 1024
 
 
 def _take_key() -> bytes:
+    """A key from a fresh pool (the current one is spent)."""
     global _keys  # noqa: PLW0603 - the pool is refilled in place of the spent iterator
-    key = next(_keys, None)
-    if key is None:
-        _keys = _key_struct.iter_unpack(os.urandom(_KEY_POOL_SIZE))
-        key = next(_keys)
-    return key[0]
+    _keys = _key_struct.iter_unpack(os.urandom(_KEY_POOL_SIZE))
+    return next(_keys)[0]
 
 
 def serialize_frame(
@@ -161,23 +168,32 @@ def serialize_frame(
     """
     length = len(payload)
     first = opcode | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
-    mask_bit = 0x80 if mask else 0
-    if length < 126:
-        header = bytes((first, mask_bit | length))
-    elif length < 65536:
-        header = _pack_short(first, mask_bit | 126, length)
-    else:
-        header = _pack_long(first, mask_bit | 127, length)
     if mask:
-        key = _take_key()
-        header += key
+        pooled = next(_keys, None)
+        key = _take_key() if pooled is None else pooled[0]
+        if length < 126:  # the common small frame: one buffer, masked as one integer
+            masked = (
+                (_from_bytes(payload, "little") ^ _from_bytes(key, "little") * _REPEAT[length])
+                & _LOW_BYTES[length]
+            ).to_bytes(length, "little")
+            return [_pack_tiny_masked(first, 0x80 | length, key) + masked]
+        if length < 65536:
+            header = _pack_short_masked(first, 0xFE, length, key)
+        else:
+            header = _pack_long_masked(first, 0xFF, length, key)
         if length < SEPARATE_PAYLOAD:
-            return [header + _mask_small(payload, key)] if length else [header]
+            return [header + _mask_small(payload, key)]
         view = memoryview(payload)
         return [header] + [
             _mask_small(view[start : start + MASK_PIECE], key)
             for start in range(0, length, MASK_PIECE)
         ]
+    if length < 126:
+        header = bytes((first, length))
+    elif length < 65536:
+        header = _pack_short(first, 126, length)
+    else:
+        header = _pack_long(first, 127, length)
     if length < SEPARATE_PAYLOAD:
         return [header + payload]
     return [header, bytes(payload)]
