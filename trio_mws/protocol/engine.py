@@ -272,10 +272,15 @@ class ClientEngine:
                     if pos == end:
                         break
                     stop = pos + left if left < end - pos else end
-                    chunk = data[pos:stop]
-                    left -= stop - pos
+                    start = pos
                     pos = stop
+                    left -= stop - start
                     self._frame_left = left
+                    if not (self._partial or self._validator or self._message_compressed):
+                        # FULL binary: copied once, into the message
+                        self._full_binary_data(memoryview(data)[start:stop], not left)
+                        continue
+                    chunk = data[start:stop]
                     if not self._frame_data(chunk, not left):
                         self._hold(data[pos:])
                         return
@@ -519,6 +524,21 @@ class ClientEngine:
             self._validator = None
             if self._message_compressed:
                 self._decompressor.end_message()  # type: ignore[union-attr]
+
+    def _full_binary_data(self, data: memoryview, frame_end: bool) -> None:
+        """FULL mode, an uncompressed binary message's next bytes (a view of the input)."""
+        message = self._message
+        if frame_end and self._frame_fin:
+            if message:
+                message += data
+                payload = bytes(message)
+                message.clear()
+            else:
+                payload = bytes(data)
+            self._emit(payload, True)
+            self._message_opcode = 0
+        elif data:
+            message += data
 
     def _flush_partial(self, fin: bool, batch_end: bool) -> None:
         """PARTIAL mode: emit the coalesced data as pieces of at most ``piece_limit`` bytes
