@@ -44,10 +44,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.client import ClientProtocol
@@ -359,6 +360,13 @@ WEBSOCKETS_EXCUSES: list[Excuse] = [
 
 #: Excuses used, by name (printed by the long run: ``pytest -s``).
 EXCUSED: dict[str, int] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_excuses() -> Iterator[None]:
+    """Show how often each excuse was used (visible with ``pytest -s``)."""
+    yield
+    print(f"\nexcused first differences: {dict(sorted(EXCUSED.items()))}")
 
 
 def _comparable(observation: Observation) -> Observation:

@@ -226,6 +226,7 @@ class ClientEngine:
         if self._buffer:
             data = self._buffer + data
             self._buffer = b""
+            self._held = False
         elif type(data) is not bytes:
             data = bytes(data)
         if data:
