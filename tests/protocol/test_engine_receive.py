@@ -280,6 +280,23 @@ def test_full_batches_are_bounded_too() -> None:
     assert max(batches) <= EVENT_BUDGET // 500_000 + 1
 
 
+def test_uncompressed_batches_are_bounded_and_resume() -> None:
+    wire = server_frame(OP_BINARY, b"u" * (4 << 20))
+    wire += b"".join(server_frame(OP_BINARY, b"v" * 100_000) for _ in range(30))
+    engine = partial()
+    engine.receive_data(wire[: len(wire) // 2])
+    first = engine.events_received()
+    assert sum(len(e.data) for e in first if isinstance(e, DataReceived)) <= EVENT_BUDGET + 65536
+    engine.receive_data(wire[len(wire) // 2 :])  # more input while some is held back
+    total = sum(len(e.data) for e in first if isinstance(e, DataReceived))
+    while batch := engine.events_received():
+        sizes = [len(e.data) for e in batch if isinstance(e, DataReceived)]
+        assert sum(sizes) <= EVENT_BUDGET + 65536
+        total += sum(sizes)
+    assert total == (4 << 20) + 3_000_000
+    assert engine.bytes_received == total
+
+
 # ------------------------------------------------------------------------------ UTF-8
 
 

@@ -11,7 +11,8 @@ returns. The engine never blocks, never raises for bad input from the server (it
   frame header);
 - the only bytes kept between calls are an incomplete frame header or control frame (at most
   139 bytes), a message being reassembled (FULL, at most ``max_message_size`` bytes and
-  ``max_fragments`` frames) or a piece being coalesced (PARTIAL, under ``piece_limit`` bytes);
+  ``max_fragments`` frames), a piece being coalesced (PARTIAL, under ``piece_limit`` bytes),
+  and input held back for the next batch (below);
 - one batch of events holds about :data:`EVENT_BUDGET` bytes plus one message or piece; the
   input beyond is held back until the batch is taken (decompression can turn 64 KiB of input
   into 64 MiB of output, so the input size alone bounds nothing).
@@ -273,6 +274,12 @@ class ClientEngine:
                     if pos == end:
                         break
                     stop = pos + left if left < end - pos else end
+                    if self._partial:  # pieces go out as they come: mind the batch
+                        room = EVENT_BUDGET - self._batch_bytes
+                        if room <= 0:
+                            self._hold(data[pos:])
+                            return
+                        stop = min(stop, pos + room)
                     start = pos
                     pos = stop
                     left -= stop - start
