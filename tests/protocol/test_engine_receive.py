@@ -521,10 +521,26 @@ def test_rsv1_rules_with_deflate() -> None:
     assert failure(feed(compressed_engine(full), raw_header(0xC9, 0))).code == 1002
 
 
-def test_invalid_compressed_data_is_1007() -> None:
-    engine = compressed_engine(partial)
-    error = failure(feed(engine, server_frame(OP_BINARY, b"\xff\xff\xff", rsv=0x40)))
+@pytest.mark.parametrize("mode", [full, partial])
+def test_invalid_compressed_data_is_1007(mode: Mode) -> None:
+    engine = compressed_engine(mode)
+    wire = server_frame(OP_BINARY, deflate(b"fine"), rsv=0x40)
+    wire += server_frame(OP_BINARY, b"\xff\xff\xff", rsv=0x40)
+    events = feed(engine, wire)
+    assert events[0] == DataReceived(BINARY, b"fine", True)
+    error = failure(events)
     assert (error.code, error.reason) == (1007, "invalid compressed data")
+    assert engine.bytes_received == 4
+
+
+@pytest.mark.parametrize("mode", [full, partial])
+def test_compressed_text_is_validated(mode: Mode) -> None:
+    engine = compressed_engine(mode)
+    wire = server_frame(OP_TEXT, deflate("ok ✓".encode()), rsv=0x40)
+    wire += server_frame(OP_TEXT, deflate(b"\xc3("), rsv=0x40)
+    events = feed(engine, wire)
+    assert events[0] == DataReceived(TEXT, "ok ✓".encode(), True)
+    assert failure(events).code == 1007
 
 
 def test_bytes_received_counts_uncompressed_bytes() -> None:

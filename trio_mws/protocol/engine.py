@@ -67,6 +67,9 @@ _BINARY = SocketMessageType.BINARY
 # The first byte of an unfragmented, uncompressed text/binary frame: FIN plus the opcode.
 _WHOLE_TEXT = 0x80 | OP_TEXT
 _WHOLE_BINARY = 0x80 | OP_BINARY
+_COMPRESSED_TEXT = 0xC0 | OP_TEXT  # FIN, RSV1 and the opcode
+_COMPRESSED_BINARY = 0xC0 | OP_BINARY
+_COMPRESSED_FIRST_BYTES = (_COMPRESSED_TEXT, _COMPRESSED_BINARY)
 _new_event = object.__new__
 _NO_LIMIT = 2**64
 
@@ -96,6 +99,12 @@ class _Failure(Exception):
 
 def _protocol_error(what: str) -> _Failure:
     return _Failure(_PROTOCOL_ERROR, "protocol error", f"protocol error from the server: {what}")
+
+
+def _invalid_deflate() -> _Failure:
+    return _Failure(
+        _INVALID_DATA, "invalid compressed data", "the server sent invalid compressed data"
+    )
 
 
 def _invalid_utf8() -> _Failure:
@@ -353,6 +362,10 @@ class ClientEngine:
                 kind = _BINARY
             elif first == _WHOLE_TEXT:
                 kind = _TEXT
+            elif first in _COMPRESSED_FIRST_BYTES:
+                if self._partial or self._decompressor is None:
+                    break  # PARTIAL inflates piece by piece; no deflate: a protocol error
+                kind = _TEXT if first == _COMPRESSED_TEXT else _BINARY
             else:
                 break
             length = data[pos + 1]
@@ -365,13 +378,28 @@ class ClientEngine:
                 if length < 126:
                     break
             stop = start + length
-            if stop > end or length > limit:
+            if stop > end:
                 break
-            payload = data[start:stop]
+            if first & 0x40:
+                try:
+                    payload = self._inflate_whole(data[start:stop])
+                except _Failure:
+                    self.bytes_received += received
+                    self._batch_bytes += received
+                    raise
+                length = len(payload)
+            elif length > limit:
+                break
+            else:
+                payload = data[start:stop]
             if kind is _TEXT and not payload.isascii():
                 try:
                     payload.decode()
                 except UnicodeDecodeError:
+                    if first & 0x40:  # inflated already: no way back to the general path
+                        self.bytes_received += received
+                        self._batch_bytes += received
+                        raise _invalid_utf8() from None
                     break
             # DataReceived(kind, payload, True) without the cost of a Python __init__ call
             event = new(DataReceived)
@@ -385,6 +413,19 @@ class ClientEngine:
             self.bytes_received += received
             self._batch_bytes += received
         return pos
+
+    def _inflate_whole(self, payload: bytes) -> bytes:
+        """FULL mode: a whole one-frame compressed message, inflated within the size limit."""
+        decompressor: Decompressor = self._decompressor  # type: ignore[assignment]
+        limit = self._max_size
+        try:
+            data = decompressor.decompress(payload + SYNC_TAIL, 0 if limit is None else limit + 1)
+        except zlib.error:
+            raise _invalid_deflate() from None
+        if limit is not None and len(data) > limit:
+            raise self._too_big()
+        decompressor.end_message()
+        return data
 
     def _hold(self, rest: bytes) -> None:
         """Keep ``rest`` of the input for the next batch (this one is full)."""
@@ -472,9 +513,7 @@ class ClientEngine:
                 if len(data) > room:
                     raise self._too_big()
         except zlib.error:
-            raise _Failure(
-                _INVALID_DATA, "invalid compressed data", "the server sent invalid compressed data"
-            ) from None
+            raise _invalid_deflate() from None
         self._message_size += len(data)
         self._message_data(data, fin)
         return True
@@ -489,11 +528,7 @@ class ClientEngine:
             try:
                 data = decompressor.decompress(chunk, room)
             except zlib.error:
-                raise _Failure(
-                    _INVALID_DATA,
-                    "invalid compressed data",
-                    "the server sent invalid compressed data",
-                ) from None
+                raise _invalid_deflate() from None
             if data:
                 self._message_data(data, False)
             if len(data) < room:
