@@ -347,69 +347,63 @@ class ClientEngine:
             self._fail(failure)
 
     def _whole_messages(self, data: bytes, pos: int, end: int) -> int:
-        """The fast path: deliver the whole, unfragmented, uncompressed messages at
-        ``data[pos:]`` (7- or 16-bit lengths, within the size limit and the batch budget);
-        return where the first other frame starts. Anything unusual, even an error, is left
-        to the general path."""
+        """The fast path: deliver the whole, unfragmented messages at ``data[pos:]`` (7- or
+        16-bit lengths; compressed ones in FULL mode only; within the size limit and the
+        batch budget) and return where the first other frame starts. Anything unusual is left
+        to the general path, except the failures of data already inflated."""
         append = self._events.append
         limit = self._fast_limit
         budget = EVENT_BUDGET - self._batch_bytes
         received = 0
         new = _new_event
-        while end - pos >= 2 and received < budget:
-            first = data[pos]
-            if first == _WHOLE_BINARY:
-                kind = _BINARY
-            elif first == _WHOLE_TEXT:
-                kind = _TEXT
-            elif first in _COMPRESSED_FIRST_BYTES:
-                if self._partial or self._decompressor is None:
-                    break  # PARTIAL inflates piece by piece; no deflate: a protocol error
-                kind = _TEXT if first == _COMPRESSED_TEXT else _BINARY
-            else:
-                break
-            length = data[pos + 1]
-            start = pos + 2
-            if length >= 126:  # masked frames (>= 128) go to the general path too
-                if length != 126 or end - pos < 4:
+        try:
+            while end - pos >= 2 and received < budget:
+                first = data[pos]
+                if first == _WHOLE_BINARY:
+                    kind = _BINARY
+                elif first == _WHOLE_TEXT:
+                    kind = _TEXT
+                elif first in _COMPRESSED_FIRST_BYTES:
+                    if self._partial or self._decompressor is None:
+                        break  # PARTIAL inflates piece by piece; no deflate: a protocol error
+                    kind = _TEXT if first == _COMPRESSED_TEXT else _BINARY
+                else:
                     break
-                length = (data[start] << 8) | data[start + 1]
-                start += 2
-                if length < 126:
+                length = data[pos + 1]
+                start = pos + 2
+                if length >= 126:  # masked frames (>= 128) go to the general path too
+                    if length != 126 or end - pos < 4:
+                        break
+                    length = (data[start] << 8) | data[start + 1]
+                    start += 2
+                    if length < 126:
+                        break
+                stop = start + length
+                if stop > end:
                     break
-            stop = start + length
-            if stop > end:
-                break
-            if first & 0x40:
-                try:
+                if first & 0x40:
                     payload = self._inflate_whole(data[start:stop])
-                except _Failure:
-                    self.bytes_received += received
-                    self._batch_bytes += received
-                    raise
-                length = len(payload)
-            elif length > limit:
-                break
-            else:
-                payload = data[start:stop]
-            if kind is _TEXT and not payload.isascii():
-                try:
-                    payload.decode()
-                except UnicodeDecodeError:
-                    if first & 0x40:  # inflated already: no way back to the general path
-                        self.bytes_received += received
-                        self._batch_bytes += received
-                        raise _invalid_utf8() from None
+                    length = len(payload)
+                elif length > limit:
                     break
-            # DataReceived(kind, payload, True) without the cost of a Python __init__ call
-            event = new(DataReceived)
-            _set_message_type(event, kind)
-            _set_data(event, payload)
-            _set_fin(event, True)
-            append(event)
-            received += length
-            pos = stop
-        if received:
+                else:
+                    payload = data[start:stop]
+                if kind is _TEXT and not payload.isascii():
+                    try:
+                        payload.decode()
+                    except UnicodeDecodeError:
+                        if first & 0x40:  # inflated already: no way back to the general path
+                            raise _invalid_utf8() from None
+                        break
+                # DataReceived(kind, payload, True) without the cost of a Python __init__ call
+                event = new(DataReceived)
+                _set_message_type(event, kind)
+                _set_data(event, payload)
+                _set_fin(event, True)
+                append(event)
+                received += length
+                pos = stop
+        finally:
             self.bytes_received += received
             self._batch_bytes += received
         return pos
