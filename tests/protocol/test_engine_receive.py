@@ -267,6 +267,14 @@ def test_partial_inflation_is_bounded_per_piece_and_per_batch() -> None:
     assert engine.bytes_received == 16 << 20
 
 
+def test_partial_inflation_with_a_tiny_piece_limit() -> None:
+    engine = partial(piece_limit=10, deflate=DeflateParameters())
+    events = feed(engine, server_frame(OP_TEXT, deflate("é".encode() * 50_000), rsv=0x40))
+    pieces = [e.data for e in events if isinstance(e, DataReceived)]
+    assert all(len(piece) <= 10 for piece in pieces)
+    assert b"".join(pieces) == "é".encode() * 50_000
+
+
 def test_full_batches_are_bounded_too() -> None:
     compressor = raw_deflater()
     message = deflate(b"m" * 500_000, compressor=compressor)

@@ -71,6 +71,8 @@ _COMPRESSED_TEXT = 0xC0 | OP_TEXT  # FIN, RSV1 and the opcode
 _COMPRESSED_BINARY = 0xC0 | OP_BINARY
 _COMPRESSED_FIRST_BYTES = (_COMPRESSED_TEXT, _COMPRESSED_BINARY)
 _new_event = object.__new__
+# PARTIAL mode inflates at least this many bytes per zlib call (split into pieces after).
+_MIN_INFLATE = 4096
 _NO_LIMIT = 2**64
 
 _PROTOCOL_ERROR = 1002
@@ -517,8 +519,9 @@ class ClientEngine:
         decompressor: Decompressor = self._decompressor  # type: ignore[assignment]
         limit = self._piece_limit
         while True:
-            # Never 0 (zlib's "no bound"): text may keep an incomplete character past the limit.
-            room = limit - self._parts_size if self._parts_size < limit else limit
+            # At least _MIN_INFLATE: never 0 (zlib's "no bound"; text may keep an incomplete
+            # character past the limit), and no call per byte with a tiny piece limit.
+            room = max(limit - self._parts_size, _MIN_INFLATE)
             try:
                 data = decompressor.decompress(chunk, room)
             except zlib.error:
