@@ -11,8 +11,6 @@ import struct
 from collections.abc import Iterator
 
 __all__ = [
-    "CONTROL_OPCODES",
-    "DATA_OPCODES",
     "MAX_CONTROL_PAYLOAD",
     "OP_BINARY",
     "OP_CLOSE",
@@ -33,10 +31,6 @@ OP_CLOSE = 0x8
 OP_PING = 0x9
 OP_PONG = 0xA
 
-#: The data frame opcodes (continuation, text, binary).
-DATA_OPCODES = frozenset((OP_CONTINUATION, OP_TEXT, OP_BINARY))
-#: The control frame opcodes (close, ping, pong).
-CONTROL_OPCODES = frozenset((OP_CLOSE, OP_PING, OP_PONG))
 #: Largest payload of a control frame, in bytes (RFC 6455 section 5.5).
 MAX_CONTROL_PAYLOAD = 125
 
@@ -56,12 +50,7 @@ _LOW_BYTES = [(1 << (8 * n)) - 1 for n in range(126)]
 
 
 class FrameError(Exception):
-    """A received frame breaks RFC 6455: ``code`` is the close code to fail with (1002)."""
-
-    def __init__(self, message: str, code: int = 1002) -> None:
-        super().__init__(message)
-        #: The close code to send (int).
-        self.code = code
+    """A received frame's header breaks RFC 6455 (the engine fails with 1002)."""
 
 
 def parse_extended_header(data: bytes, pos: int) -> tuple[int, int] | None:
