@@ -24,6 +24,8 @@ __all__ = [
     "serialize_frame",
 ]
 
+#: The opcodes (RFC 6455 section 5.2), as plain ints: data frames (continuation, text,
+#: binary), then control frames (close, ping, pong).
 OP_CONTINUATION = 0x0
 OP_TEXT = 0x1
 OP_BINARY = 0x2
