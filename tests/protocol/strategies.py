@@ -75,6 +75,7 @@ class Control:
     payload: bytes
 
     def wire(self, _compressor: Deflater | None = None) -> bytes:
+        """Its bytes on the wire."""
         return frame(self.opcode, self.payload)
 
 
@@ -85,6 +86,7 @@ class Close:
     payload: bytes
 
     def wire(self, _compressor: Deflater | None = None) -> bytes:
+        """Its bytes on the wire."""
         return frame(OP_CLOSE, self.payload)
 
 
@@ -96,6 +98,7 @@ class Malformed:
     what: str
 
     def wire(self, _compressor: Deflater | None = None) -> bytes:
+        """Its bytes on the wire."""
         return self.data
 
 
@@ -106,6 +109,7 @@ class Garbage:
     data: bytes
 
     def wire(self, _compressor: Deflater | None = None) -> bytes:
+        """Its bytes on the wire."""
         return self.data
 
 
@@ -141,6 +145,7 @@ class Message:
         return any(after < fragments - 1 for after, _ in self.controls)
 
     def wire(self, compressor: Deflater | None = None) -> bytes:
+        """Its frames' bytes, and the control and intruding frames between them."""
         pieces = self.fragments(compressor)
         out = []
         for index, piece in enumerate(pieces):
