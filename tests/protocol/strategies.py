@@ -69,7 +69,7 @@ def frame(
 
 @dataclass(frozen=True)
 class Control:
-    """A ping or pong (payload at most 125 bytes)."""
+    """A ping, pong or close frame (payload at most 125 bytes)."""
 
     opcode: int
     payload: bytes
@@ -226,6 +226,15 @@ controls = st.builds(
 )
 
 
+# Between a message's fragments: pings and pongs, sometimes a (valid) close frame.
+_between_fragments = st.one_of(
+    controls,
+    controls,
+    controls,
+    st.builds(Control, st.just(OP_CLOSE), st.sampled_from([b"", b"\x03\xe8", b"\x03\xe9bye"])),
+)
+
+
 @st.composite
 def closes(draw: st.DrawFn) -> Close:
     """Valid and invalid close frames."""
@@ -249,7 +258,9 @@ def messages(draw: st.DrawFn, deflate: bool) -> Message:
     compressed = deflate and draw(st.integers(0, 3)) > 0
     wire_size = len(payload) + 16  # cuts beyond the compressed size are clamped
     cuts = tuple(draw(st.lists(st.integers(0, wire_size), max_size=5)))
-    controls_between = tuple(draw(st.lists(st.tuples(st.integers(0, 5), controls), max_size=3)))
+    controls_between = tuple(
+        draw(st.lists(st.tuples(st.integers(0, 5), _between_fragments), max_size=3))
+    )
     intruder = None
     rsv1_on_continuation = False
     mutation = draw(st.integers(0, 19))
