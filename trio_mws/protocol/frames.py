@@ -40,7 +40,7 @@ _unpack_short = struct.Struct("!H").unpack_from
 _unpack_long = struct.Struct("!Q").unpack_from
 _pack_short = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
-_pack_tiny_masked = struct.Struct("!BB4s").pack
+_pack_tiny_masked = struct.Struct("<BBI").pack  # the key as a little-endian int
 _pack_short_masked = struct.Struct("!BBH4s").pack
 _pack_long_masked = struct.Struct("!BBQ4s").pack
 _from_bytes = int.from_bytes
@@ -149,15 +149,17 @@ def apply_mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
 #: costs more than the rest of a small frame). ``next()`` on the C iterator is atomic, so no
 #: two frames, in any thread, get the same key.
 _KEY_POOL_SIZE = 4096
-_keys: Iterator[tuple[bytes]] = iter(())
-_key_struct = struct.Struct("4s")
+_keys: Iterator[tuple[int]] = iter(())
+# Keys as little-endian ints: the masking arithmetic wants the int, and packing it back
+# little-endian gives the same 4 bytes for the header.
+_key_struct = struct.Struct("<I")
 #: Payloads from this size on are returned as buffers of their own, never joined to the
 #: header (joining copies them once more).
 SEPARATE_PAYLOAD = 16 * 1024
 
 
-def _take_key() -> bytes:
-    """A key from a fresh pool (the current one is spent)."""
+def _take_key() -> int:
+    """A key (as a little-endian int) from a fresh pool (the current one is spent)."""
     global _keys  # noqa: PLW0603 - the pool is refilled in place of the spent iterator
     _keys = _key_struct.iter_unpack(os.urandom(_KEY_POOL_SIZE))
     return next(_keys)[0]
@@ -181,13 +183,15 @@ def serialize_frame(
     first = opcode | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
     if mask:
         pooled = next(_keys, None)
-        key = _take_key() if pooled is None else pooled[0]
+        key_int = _take_key() if pooled is None else pooled[0]
         if length < 126:  # the common small frame: one buffer, masked as one integer
-            masked = (
-                (_from_bytes(payload, "little") ^ _from_bytes(key, "little") * _REPEAT[length])
-                & _LOW_BYTES[length]
-            ).to_bytes(length, "little")
-            return [_pack_tiny_masked(first, 0x80 | length, key) + masked]
+            masked = _from_bytes(payload, "little") ^ key_int * _REPEAT[length]
+            if length & 3:  # the repeated key is longer than the payload: cut it
+                masked &= _LOW_BYTES[length]
+            return [
+                _pack_tiny_masked(first, 0x80 | length, key_int) + masked.to_bytes(length, "little")
+            ]
+        key = key_int.to_bytes(4, "little")
         if length < 65536:
             header = _pack_short_masked(first, 0xFE, length, key)
         else:
