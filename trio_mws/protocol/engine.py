@@ -196,7 +196,11 @@ class ClientEngine:
         limit = _NO_LIMIT if max_message_size is None else max_message_size
         self._fast_limit = min(limit, piece_limit) if partial else limit
         self._max_fragments = max_fragments
-        self._compressor = None if deflate is None else Compressor(deflate)
+        # zlib cannot compress with an 8-bit window: asked for one, we send our messages
+        # uncompressed (RSV1 clear), which RFC 7692 allows for any message.
+        self._compressor: Compressor | None = None
+        if deflate is not None and deflate.client_max_window_bits >= 9:
+            self._compressor = Compressor(deflate)
         self._decompressor = None if deflate is None else Decompressor(deflate)
         self._events: list[Event] = []
         self._output: list[bytes] = []
