@@ -69,12 +69,13 @@ def frame(
 
 @dataclass(frozen=True)
 class Control:
-    """A ping or pong (payload at most 125 bytes)."""
+    """A ping, pong or close frame (payload at most 125 bytes)."""
 
     opcode: int
     payload: bytes
 
     def wire(self, _compressor: Deflater | None = None) -> bytes:
+        """Its bytes on the wire."""
         return frame(self.opcode, self.payload)
 
 
@@ -85,6 +86,7 @@ class Close:
     payload: bytes
 
     def wire(self, _compressor: Deflater | None = None) -> bytes:
+        """Its bytes on the wire."""
         return frame(OP_CLOSE, self.payload)
 
 
@@ -96,6 +98,7 @@ class Malformed:
     what: str
 
     def wire(self, _compressor: Deflater | None = None) -> bytes:
+        """Its bytes on the wire."""
         return self.data
 
 
@@ -106,6 +109,7 @@ class Garbage:
     data: bytes
 
     def wire(self, _compressor: Deflater | None = None) -> bytes:
+        """Its bytes on the wire."""
         return self.data
 
 
@@ -141,6 +145,7 @@ class Message:
         return any(after < fragments - 1 for after, _ in self.controls)
 
     def wire(self, compressor: Deflater | None = None) -> bytes:
+        """Its frames' bytes, and the control and intruding frames between them."""
         pieces = self.fragments(compressor)
         out = []
         for index, piece in enumerate(pieces):
@@ -221,6 +226,15 @@ controls = st.builds(
 )
 
 
+# Between a message's fragments: pings and pongs, sometimes a (valid) close frame.
+_between_fragments = st.one_of(
+    controls,
+    controls,
+    controls,
+    st.builds(Control, st.just(OP_CLOSE), st.sampled_from([b"", b"\x03\xe8", b"\x03\xe9bye"])),
+)
+
+
 @st.composite
 def closes(draw: st.DrawFn) -> Close:
     """Valid and invalid close frames."""
@@ -244,7 +258,9 @@ def messages(draw: st.DrawFn, deflate: bool) -> Message:
     compressed = deflate and draw(st.integers(0, 3)) > 0
     wire_size = len(payload) + 16  # cuts beyond the compressed size are clamped
     cuts = tuple(draw(st.lists(st.integers(0, wire_size), max_size=5)))
-    controls_between = tuple(draw(st.lists(st.tuples(st.integers(0, 5), controls), max_size=3)))
+    controls_between = tuple(
+        draw(st.lists(st.tuples(st.integers(0, 5), _between_fragments), max_size=3))
+    )
     intruder = None
     rsv1_on_continuation = False
     mutation = draw(st.integers(0, 19))

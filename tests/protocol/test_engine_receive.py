@@ -267,6 +267,14 @@ def test_partial_inflation_is_bounded_per_piece_and_per_batch() -> None:
     assert engine.bytes_received == 16 << 20
 
 
+def test_partial_inflation_with_a_tiny_piece_limit() -> None:
+    engine = partial(piece_limit=10, deflate=DeflateParameters())
+    events = feed(engine, server_frame(OP_TEXT, deflate("é".encode() * 50_000), rsv=0x40))
+    pieces = [e.data for e in events if isinstance(e, DataReceived)]
+    assert all(len(piece) <= 10 for piece in pieces)
+    assert b"".join(pieces) == "é".encode() * 50_000
+
+
 def test_full_batches_are_bounded_too() -> None:
     compressor = raw_deflater()
     message = deflate(b"m" * 500_000, compressor=compressor)
@@ -278,6 +286,23 @@ def test_full_batches_are_bounded_too() -> None:
         batches.append(len(batch))
     assert sum(batches) == 10
     assert max(batches) <= EVENT_BUDGET // 500_000 + 1
+
+
+def test_uncompressed_batches_are_bounded_and_resume() -> None:
+    wire = server_frame(OP_BINARY, b"u" * (4 << 20))
+    wire += b"".join(server_frame(OP_BINARY, b"v" * 100_000) for _ in range(30))
+    engine = partial()
+    engine.receive_data(wire[: len(wire) // 2])
+    first = engine.events_received()
+    assert sum(len(e.data) for e in first if isinstance(e, DataReceived)) <= EVENT_BUDGET + 65536
+    engine.receive_data(wire[len(wire) // 2 :])  # more input while some is held back
+    total = sum(len(e.data) for e in first if isinstance(e, DataReceived))
+    while batch := engine.events_received():
+        sizes = [len(e.data) for e in batch if isinstance(e, DataReceived)]
+        assert sum(sizes) <= EVENT_BUDGET + 65536
+        total += sum(sizes)
+    assert total == (4 << 20) + 3_000_000
+    assert engine.bytes_received == total
 
 
 # ------------------------------------------------------------------------------ UTF-8
@@ -504,10 +529,26 @@ def test_rsv1_rules_with_deflate() -> None:
     assert failure(feed(compressed_engine(full), raw_header(0xC9, 0))).code == 1002
 
 
-def test_invalid_compressed_data_is_1007() -> None:
-    engine = compressed_engine(partial)
-    error = failure(feed(engine, server_frame(OP_BINARY, b"\xff\xff\xff", rsv=0x40)))
+@pytest.mark.parametrize("mode", [full, partial])
+def test_invalid_compressed_data_is_1007(mode: Mode) -> None:
+    engine = compressed_engine(mode)
+    wire = server_frame(OP_BINARY, deflate(b"fine"), rsv=0x40)
+    wire += server_frame(OP_BINARY, b"\xff\xff\xff", rsv=0x40)
+    events = feed(engine, wire)
+    assert events[0] == DataReceived(BINARY, b"fine", True)
+    error = failure(events)
     assert (error.code, error.reason) == (1007, "invalid compressed data")
+    assert engine.bytes_received == 4
+
+
+@pytest.mark.parametrize("mode", [full, partial])
+def test_compressed_text_is_validated(mode: Mode) -> None:
+    engine = compressed_engine(mode)
+    wire = server_frame(OP_TEXT, deflate("ok ✓".encode()), rsv=0x40)
+    wire += server_frame(OP_TEXT, deflate(b"\xc3("), rsv=0x40)
+    events = feed(engine, wire)
+    assert events[0] == DataReceived(TEXT, "ok ✓".encode(), True)
+    assert failure(events).code == 1007
 
 
 def test_bytes_received_counts_uncompressed_bytes() -> None:

@@ -138,3 +138,11 @@ def test_local_failure() -> None:
     assert sent(client) == [(OP_CLOSE, True, False, b"\x03\xf3keepalive timeout")]
     client.fail(1011)  # a close frame was sent already: nothing more
     assert client.data_to_send() == []
+
+
+def test_an_8_bit_client_window_means_uncompressed_messages() -> None:
+    """zlib has no 8-bit raw window: rather than compress with a larger window than the
+    server allows, we send uncompressed messages (RSV1 clear), as RFC 7692 permits."""
+    client = engine(deflate=DeflateParameters(client_max_window_bits=8))
+    client.send_data(TEXT, b"plain " * 50, fin=True)
+    assert sent(client) == [(OP_TEXT, True, False, b"plain " * 50)]

@@ -95,14 +95,15 @@ def parse_answer(value: str) -> DeflateParameters:
 
 
 def _zlib_window(bits: int) -> int:
-    # zlib cannot compress raw deflate with an 8-bit window (9 is its smallest), and a 9-bit
-    # window decodes what an 8-bit one wrote.
+    # For decompression: zlib's smallest raw window is 9 bits, and it decodes what an 8-bit
+    # window wrote.
     return -max(9, bits)
 
 
 class Compressor:
     """Compresses our outgoing messages frame by frame, honouring
-    ``client_no_context_takeover`` and ``client_max_window_bits``."""
+    ``client_no_context_takeover`` and ``client_max_window_bits`` (9-15: zlib has no 8-bit
+    raw window, so the engine sends uncompressed messages when the server asks for 8)."""
 
     __slots__ = ("_compressor", "_new", "_reset")
 

@@ -11,7 +11,8 @@ returns. The engine never blocks, never raises for bad input from the server (it
   frame header);
 - the only bytes kept between calls are an incomplete frame header or control frame (at most
   139 bytes), a message being reassembled (FULL, at most ``max_message_size`` bytes and
-  ``max_fragments`` frames) or a piece being coalesced (PARTIAL, under ``piece_limit`` bytes);
+  ``max_fragments`` frames), a piece being coalesced (PARTIAL, under ``piece_limit`` bytes),
+  and input held back for the next batch (below);
 - one batch of events holds about :data:`EVENT_BUDGET` bytes plus one message or piece; the
   input beyond is held back until the batch is taken (decompression can turn 64 KiB of input
   into 64 MiB of output, so the input size alone bounds nothing).
@@ -30,6 +31,9 @@ from .events import (
     PingReceived,
     PongReceived,
     ProtocolError,
+    _set_data,
+    _set_fin,
+    _set_message_type,
 )
 from .frames import (
     MAX_CONTROL_PAYLOAD,
@@ -63,7 +67,12 @@ _BINARY = SocketMessageType.BINARY
 # The first byte of an unfragmented, uncompressed text/binary frame: FIN plus the opcode.
 _WHOLE_TEXT = 0x80 | OP_TEXT
 _WHOLE_BINARY = 0x80 | OP_BINARY
-_WHOLE_FIRST_BYTES = (_WHOLE_TEXT, _WHOLE_BINARY)
+_COMPRESSED_TEXT = 0xC0 | OP_TEXT  # FIN, RSV1 and the opcode
+_COMPRESSED_BINARY = 0xC0 | OP_BINARY
+_COMPRESSED_FIRST_BYTES = (_COMPRESSED_TEXT, _COMPRESSED_BINARY)
+_new_event = object.__new__
+# PARTIAL mode inflates at least this many bytes per zlib call (split into pieces after).
+_MIN_INFLATE = 4096
 _NO_LIMIT = 2**64
 
 _PROTOCOL_ERROR = 1002
@@ -92,6 +101,12 @@ class _Failure(Exception):
 
 def _protocol_error(what: str) -> _Failure:
     return _Failure(_PROTOCOL_ERROR, "protocol error", f"protocol error from the server: {what}")
+
+
+def _invalid_deflate() -> _Failure:
+    return _Failure(
+        _INVALID_DATA, "invalid compressed data", "the server sent invalid compressed data"
+    )
 
 
 def _invalid_utf8() -> _Failure:
@@ -181,7 +196,11 @@ class ClientEngine:
         limit = _NO_LIMIT if max_message_size is None else max_message_size
         self._fast_limit = min(limit, piece_limit) if partial else limit
         self._max_fragments = max_fragments
-        self._compressor = None if deflate is None else Compressor(deflate)
+        # zlib cannot compress with an 8-bit window: asked for one, we send our messages
+        # uncompressed (RSV1 clear), which RFC 7692 allows for any message.
+        self._compressor: Compressor | None = None
+        if deflate is not None and deflate.client_max_window_bits >= 9:
+            self._compressor = Compressor(deflate)
         self._decompressor = None if deflate is None else Decompressor(deflate)
         self._events: list[Event] = []
         self._output: list[bytes] = []
@@ -223,6 +242,7 @@ class ClientEngine:
         if self._buffer:
             data = self._buffer + data
             self._buffer = b""
+            self._held = False
         elif type(data) is not bytes:
             data = bytes(data)
         if data:
@@ -255,7 +275,6 @@ class ClientEngine:
         """Parse ``data`` (preceded by whatever was held back) into events."""
         pos = 0
         end = len(data)
-        events = self._events
         try:
             if self._inflate_pending is not None:
                 pending, self._inflate_pending = self._inflate_pending, None
@@ -264,14 +283,27 @@ class ClientEngine:
                     return
             while True:
                 left = self._frame_left
-                if left:  # in a data frame's payload: take what has arrived
+                if not left and not self._message_opcode:
+                    pos = self._whole_messages(data, pos, end)
+                elif left:  # in a data frame's payload: take what has arrived
                     if pos == end:
                         break
                     stop = pos + left if left < end - pos else end
-                    chunk = data[pos:stop]
-                    left -= stop - pos
+                    if self._partial:  # pieces go out as they come: mind the batch
+                        room = EVENT_BUDGET - self._batch_bytes
+                        if room <= 0:
+                            self._hold(data[pos:])
+                            return
+                        stop = min(stop, pos + room)
+                    start = pos
                     pos = stop
+                    left -= stop - start
                     self._frame_left = left
+                    if not (self._partial or self._validator or self._message_compressed):
+                        # FULL binary: copied once, into the message
+                        self._full_binary_data(memoryview(data)[start:stop], not left)
+                        continue
+                    chunk = data[start:stop]
                     if not self._frame_data(chunk, not left):
                         self._hold(data[pos:])
                         return
@@ -296,27 +328,6 @@ class ClientEngine:
                         break
                     length, start = parsed
                 stop = start + length
-                if (
-                    first in _WHOLE_FIRST_BYTES
-                    and stop <= end
-                    and length <= self._fast_limit
-                    and not self._message_opcode
-                ):
-                    # Fast path: a whole unfragmented, uncompressed message.
-                    payload = data[start:stop]
-                    pos = stop
-                    if first == _WHOLE_TEXT:
-                        if not payload.isascii():
-                            try:
-                                payload.decode()
-                            except UnicodeDecodeError:
-                                raise _invalid_utf8() from None
-                        events.append(DataReceived(_TEXT, payload, True))
-                    else:
-                        events.append(DataReceived(_BINARY, payload, True))
-                    self.bytes_received += length
-                    self._batch_bytes += length
-                    continue
                 opcode = first & 0x0F
                 if opcode >= OP_CLOSE:
                     self._check_control(first, length)
@@ -340,6 +351,81 @@ class ClientEngine:
             self._fail(_protocol_error(str(error)))
         except _Failure as failure:
             self._fail(failure)
+
+    def _whole_messages(self, data: bytes, pos: int, end: int) -> int:
+        """The fast path: deliver the whole, unfragmented messages at ``data[pos:]`` (7- or
+        16-bit lengths; compressed ones in FULL mode only; within the size limit and the
+        batch budget) and return where the first other frame starts. Anything unusual is left
+        to the general path, except the failures of data already inflated."""
+        append = self._events.append
+        limit = self._fast_limit
+        budget = EVENT_BUDGET - self._batch_bytes
+        received = 0
+        new = _new_event
+        try:
+            while end - pos >= 2 and received < budget:
+                first = data[pos]
+                if first == _WHOLE_BINARY:
+                    kind = _BINARY
+                elif first == _WHOLE_TEXT:
+                    kind = _TEXT
+                elif first in _COMPRESSED_FIRST_BYTES:
+                    if self._partial or self._decompressor is None:
+                        break  # PARTIAL inflates piece by piece; no deflate: a protocol error
+                    kind = _TEXT if first == _COMPRESSED_TEXT else _BINARY
+                else:
+                    break
+                length = data[pos + 1]
+                start = pos + 2
+                if length >= 126:  # masked frames (>= 128) go to the general path too
+                    if length != 126 or end - pos < 4:
+                        break
+                    length = (data[start] << 8) | data[start + 1]
+                    start += 2
+                    if length < 126:
+                        break
+                stop = start + length
+                if stop > end:
+                    break
+                if first & 0x40:
+                    payload = self._inflate_whole(data[start:stop])
+                    length = len(payload)
+                elif length > limit:
+                    break
+                else:
+                    payload = data[start:stop]
+                if kind is _TEXT and not payload.isascii():
+                    try:
+                        payload.decode()
+                    except UnicodeDecodeError:
+                        if first & 0x40:  # inflated already: no way back to the general path
+                            raise _invalid_utf8() from None
+                        break
+                # DataReceived(kind, payload, True) without the cost of a Python __init__ call
+                event = new(DataReceived)
+                _set_message_type(event, kind)
+                _set_data(event, payload)
+                _set_fin(event, True)
+                append(event)
+                received += length
+                pos = stop
+        finally:
+            self.bytes_received += received
+            self._batch_bytes += received
+        return pos
+
+    def _inflate_whole(self, payload: bytes) -> bytes:
+        """FULL mode: a whole one-frame compressed message, inflated within the size limit."""
+        decompressor: Decompressor = self._decompressor  # type: ignore[assignment]
+        limit = self._max_size
+        try:
+            data = decompressor.decompress(payload + SYNC_TAIL, 0 if limit is None else limit + 1)
+        except zlib.error:
+            raise _invalid_deflate() from None
+        if limit is not None and len(data) > limit:
+            raise self._too_big()
+        decompressor.end_message()
+        return data
 
     def _hold(self, rest: bytes) -> None:
         """Keep ``rest`` of the input for the next batch (this one is full)."""
@@ -427,9 +513,7 @@ class ClientEngine:
                 if len(data) > room:
                     raise self._too_big()
         except zlib.error:
-            raise _Failure(
-                _INVALID_DATA, "invalid compressed data", "the server sent invalid compressed data"
-            ) from None
+            raise _invalid_deflate() from None
         self._message_size += len(data)
         self._message_data(data, fin)
         return True
@@ -439,16 +523,13 @@ class ClientEngine:
         decompressor: Decompressor = self._decompressor  # type: ignore[assignment]
         limit = self._piece_limit
         while True:
-            # Never 0 (zlib's "no bound"): text may keep an incomplete character past the limit.
-            room = limit - self._parts_size if self._parts_size < limit else limit
+            # At least _MIN_INFLATE: never 0 (zlib's "no bound"; text may keep an incomplete
+            # character past the limit), and no call per byte with a tiny piece limit.
+            room = max(limit - self._parts_size, _MIN_INFLATE)
             try:
                 data = decompressor.decompress(chunk, room)
             except zlib.error:
-                raise _Failure(
-                    _INVALID_DATA,
-                    "invalid compressed data",
-                    "the server sent invalid compressed data",
-                ) from None
+                raise _invalid_deflate() from None
             if data:
                 self._message_data(data, False)
             if len(data) < room:
@@ -487,6 +568,21 @@ class ClientEngine:
             self._validator = None
             if self._message_compressed:
                 self._decompressor.end_message()  # type: ignore[union-attr]
+
+    def _full_binary_data(self, data: memoryview, frame_end: bool) -> None:
+        """FULL mode, an uncompressed binary message's next bytes (a view of the input)."""
+        message = self._message
+        if frame_end and self._frame_fin:
+            if message:
+                message += data
+                payload = bytes(message)
+                message.clear()
+            else:
+                payload = bytes(data)
+            self._emit(payload, True)
+            self._message_opcode = 0
+        elif data:
+            message += data
 
     def _flush_partial(self, fin: bool, batch_end: bool) -> None:
         """PARTIAL mode: emit the coalesced data as pieces of at most ``piece_limit`` bytes

@@ -38,7 +38,8 @@ class DataReceived:
         _set_fin(self, fin)
 
 
-# The slots' own descriptors: they set a field without going through the frozen __setattr__.
+# The slots' own descriptors: they set a field without going through the frozen __setattr__
+# (the engine's fast path uses them directly, saving the __init__ call).
 _set_message_type = DataReceived.__dict__["message_type"].__set__
 _set_data = DataReceived.__dict__["data"].__set__
 _set_fin = DataReceived.__dict__["fin"].__set__

@@ -11,8 +11,6 @@ import struct
 from collections.abc import Iterator
 
 __all__ = [
-    "CONTROL_OPCODES",
-    "DATA_OPCODES",
     "MAX_CONTROL_PAYLOAD",
     "OP_BINARY",
     "OP_CLOSE",
@@ -26,6 +24,8 @@ __all__ = [
     "serialize_frame",
 ]
 
+#: The opcodes (RFC 6455 section 5.2), as plain ints: data frames (continuation, text,
+#: binary), then control frames (close, ping, pong).
 OP_CONTINUATION = 0x0
 OP_TEXT = 0x1
 OP_BINARY = 0x2
@@ -33,10 +33,6 @@ OP_CLOSE = 0x8
 OP_PING = 0x9
 OP_PONG = 0xA
 
-#: The data frame opcodes (continuation, text, binary).
-DATA_OPCODES = frozenset((OP_CONTINUATION, OP_TEXT, OP_BINARY))
-#: The control frame opcodes (close, ping, pong).
-CONTROL_OPCODES = frozenset((OP_CLOSE, OP_PING, OP_PONG))
 #: Largest payload of a control frame, in bytes (RFC 6455 section 5.5).
 MAX_CONTROL_PAYLOAD = 125
 
@@ -44,15 +40,19 @@ _unpack_short = struct.Struct("!H").unpack_from
 _unpack_long = struct.Struct("!Q").unpack_from
 _pack_short = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
+_pack_tiny_masked = struct.Struct("<BBI").pack  # the key as a little-endian int
+_pack_short_masked = struct.Struct("!BBH4s").pack
+_pack_long_masked = struct.Struct("!BBQ4s").pack
+_from_bytes = int.from_bytes
+# For payloads under 126 bytes: the key repeated is ``key * _REPEAT[n]`` (copies 32 bits
+# apart, no carries), cut to n bytes by ``_LOW_BYTES[n]``; one multiplication instead of
+# building the repeated key as bytes.
+_REPEAT = [sum(1 << (32 * index) for index in range((n + 3) // 4)) for n in range(126)]
+_LOW_BYTES = [(1 << (8 * n)) - 1 for n in range(126)]
 
 
 class FrameError(Exception):
-    """A received frame breaks RFC 6455: ``code`` is the close code to fail with (1002)."""
-
-    def __init__(self, message: str, code: int = 1002) -> None:
-        super().__init__(message)
-        #: The close code to send (int).
-        self.code = code
+    """A received frame's header breaks RFC 6455 (the engine fails with 1002)."""
 
 
 def parse_extended_header(data: bytes, pos: int) -> tuple[int, int] | None:
@@ -99,8 +99,28 @@ def _mask_small(payload: bytes | bytearray | memoryview, key: bytes) -> bytes:
 
 
 #: Payloads are masked in pieces of this many bytes (a multiple of 4, so the key lines up):
-#: one piece's temporary integers stay small, and a large payload never becomes one buffer.
+#: one piece's temporary integers stay small (measured fastest between 16 and 64 KiB: below
+#: the allocator's mmap threshold, buffers are recycled), and a large payload never becomes
+#: one buffer.
 MASK_PIECE = 64 * 1024
+
+
+def _mask_pieces(data: bytes | bytearray | memoryview, key: bytes) -> list[bytes]:
+    """``data`` masked, in :data:`MASK_PIECE` pieces; the key repeated over a whole piece is
+    turned into an integer once for all of them."""
+    view = memoryview(data)
+    length = len(view)
+    whole = length - length % MASK_PIECE
+    key_int = _from_bytes(key * (MASK_PIECE // 4), "little")
+    pieces = [
+        (_from_bytes(view[start : start + MASK_PIECE], "little") ^ key_int).to_bytes(
+            MASK_PIECE, "little"
+        )
+        for start in range(0, whole, MASK_PIECE)
+    ]
+    if whole < length:
+        pieces.append(_mask_small(view[whole:], key))
+    return pieces
 
 
 def apply_mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
@@ -129,20 +149,20 @@ def apply_mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
 #: costs more than the rest of a small frame). ``next()`` on the C iterator is atomic, so no
 #: two frames, in any thread, get the same key.
 _KEY_POOL_SIZE = 4096
-_keys: Iterator[tuple[bytes]] = iter(())
-_key_struct = struct.Struct("4s")
+_keys: Iterator[tuple[int]] = iter(())
+# Keys as little-endian ints: the masking arithmetic wants the int, and packing it back
+# little-endian gives the same 4 bytes for the header.
+_key_struct = struct.Struct("<I")
 #: Payloads from this size on are returned as buffers of their own, never joined to the
 #: header (joining copies them once more).
 SEPARATE_PAYLOAD = 16 * 1024
 
 
-def _take_key() -> bytes:
+def _take_key() -> int:
+    """A key (as a little-endian int) from a fresh pool (the current one is spent)."""
     global _keys  # noqa: PLW0603 - the pool is refilled in place of the spent iterator
-    key = next(_keys, None)
-    if key is None:
-        _keys = _key_struct.iter_unpack(os.urandom(_KEY_POOL_SIZE))
-        key = next(_keys)
-    return key[0]
+    _keys = _key_struct.iter_unpack(os.urandom(_KEY_POOL_SIZE))
+    return next(_keys)[0]
 
 
 def serialize_frame(
@@ -161,23 +181,30 @@ def serialize_frame(
     """
     length = len(payload)
     first = opcode | (0x80 if fin else 0) | (0x40 if rsv1 else 0)
-    mask_bit = 0x80 if mask else 0
-    if length < 126:
-        header = bytes((first, mask_bit | length))
-    elif length < 65536:
-        header = _pack_short(first, mask_bit | 126, length)
-    else:
-        header = _pack_long(first, mask_bit | 127, length)
     if mask:
-        key = _take_key()
-        header += key
+        pooled = next(_keys, None)
+        key_int = _take_key() if pooled is None else pooled[0]
+        if length < 126:  # the common small frame: one buffer, masked as one integer
+            masked = _from_bytes(payload, "little") ^ key_int * _REPEAT[length]
+            if length & 3:  # the repeated key is longer than the payload: cut it
+                masked &= _LOW_BYTES[length]
+            return [
+                _pack_tiny_masked(first, 0x80 | length, key_int) + masked.to_bytes(length, "little")
+            ]
+        key = key_int.to_bytes(4, "little")
+        if length < 65536:
+            header = _pack_short_masked(first, 0xFE, length, key)
+        else:
+            header = _pack_long_masked(first, 0xFF, length, key)
         if length < SEPARATE_PAYLOAD:
-            return [header + _mask_small(payload, key)] if length else [header]
-        view = memoryview(payload)
-        return [header] + [
-            _mask_small(view[start : start + MASK_PIECE], key)
-            for start in range(0, length, MASK_PIECE)
-        ]
+            return [header + _mask_small(payload, key)]
+        return [header, *_mask_pieces(payload, key)]
+    if length < 126:
+        header = bytes((first, length))
+    elif length < 65536:
+        header = _pack_short(first, 126, length)
+    else:
+        header = _pack_long(first, 127, length)
     if length < SEPARATE_PAYLOAD:
         return [header + payload]
     return [header, bytes(payload)]
