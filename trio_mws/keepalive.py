@@ -51,6 +51,8 @@ async def _pings(connection: Connection, interval: float, pong_timeout: float | 
             waiter = connection.start_ping(payload)
         except ConnectionClosed:
             return
+        except ValueError:  # the application's own ping has this payload: try next time
+            continue
         try:
             deadline = trio.current_time() + (
                 pong_timeout if pong_timeout is not None else math.inf
