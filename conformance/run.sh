@@ -14,7 +14,7 @@
 # close, 517 cases each when CASES is "*") and every client run completed.
 #
 # Environment:
-#   PYTHON            interpreter with trio and wsproto (default: python3); trio_mws is
+#   PYTHON            interpreter with trio (default: python3); trio_mws is
 #                     imported from this checkout (prepended to PYTHONPATH)
 #   CASES             comma-separated wstest case patterns (default "*": all 517 cases),
 #                     e.g. CASES='1.*,2.*,7.*' for a quick check

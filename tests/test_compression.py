@@ -338,6 +338,9 @@ class Negotiated:
     client_bits: int = 15  # the window the client must keep within
     server_no_context: bool = False
     client_no_context: bool = False
+    # zlib cannot compress within an 8-bit raw window: the client then sends its messages
+    # uncompressed (RFC 7692 lets a sender choose per message).
+    client_compresses: bool = True
 
 
 VALID_ANSWERS = [
@@ -361,7 +364,12 @@ VALID_ANSWERS = [
     ("server-bits-9", Negotiated("permessage-deflate; server_max_window_bits=9", server_bits=9)),
     ("server-bits-8", Negotiated("permessage-deflate; server_max_window_bits=8", server_bits=9)),
     ("client-bits-9", Negotiated("permessage-deflate; client_max_window_bits=9", client_bits=9)),
-    ("client-bits-8", Negotiated("permessage-deflate; client_max_window_bits=8", client_bits=9)),
+    (
+        "client-bits-8",
+        Negotiated(
+            "permessage-deflate; client_max_window_bits=8", client_bits=9, client_compresses=False
+        ),
+    ),
     (
         "all-params",
         Negotiated(
@@ -413,7 +421,7 @@ async def test_negotiated_parameters_are_honoured(
                 fin, rsv, opcode, payload = await read_frame_rsv(peer)
                 if params.client_no_context:
                     d = zlib.decompressobj(-params.client_bits)
-                log.frames.append((fin, rsv, opcode, inflate(d, payload)))
+                log.frames.append((fin, rsv, opcode, inflate(d, payload) if rsv else payload))
             await peer.send(frame(8, close_payload(1000)))
             log.close_code = await peer.read_close()
             await peer.stream.aclose()
@@ -430,7 +438,8 @@ async def test_negotiated_parameters_are_honoured(
         await log.done.wait()
     assert received == server_texts
     assert rest == [trio_mws.Closed(1000, "", initiated_locally=False)]
-    assert log.frames == [(True, RSV1, 2, client_message)] * 2
+    rsv = RSV1 if params.client_compresses else 0
+    assert log.frames == [(True, rsv, 2, client_message)] * 2
     assert log.close_code == 1000
 
 

@@ -9,7 +9,7 @@ from .enums import SocketMessageType
 __all__ = ["Closed", "MessageReceived"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class MessageReceived:
     """A message, or in PARTIAL_MESSAGE mode a piece of one.
 
@@ -25,10 +25,25 @@ class MessageReceived:
     #: ``True`` on the last (in FULL_MESSAGE mode the only) event of a message.
     is_message_complete: bool = True
 
+    # Hand-written: one is made per message received, and the generated frozen __init__
+    # costs twice as much (it calls object.__setattr__ per field).
+    def __init__(
+        self, message_type: SocketMessageType, data: bytes, is_message_complete: bool = True
+    ) -> None:
+        _set_message_type(self, message_type)
+        _set_data(self, data)
+        _set_is_message_complete(self, is_message_complete)
+
     @property
     def text(self) -> str:
         """The data decoded as UTF-8."""
         return self.data.decode("utf-8")
+
+
+# The slots' own descriptors: they set a field without the frozen class's __setattr__.
+_set_message_type = MessageReceived.__dict__["message_type"].__set__
+_set_data = MessageReceived.__dict__["data"].__set__
+_set_is_message_complete = MessageReceived.__dict__["is_message_complete"].__set__
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import trio
 
-from .compression import ClientPerMessageDeflate
 from .control import MessageWebSocketControl, is_token
 from .http1 import Head, HttpExchange, invalid_response, parse_switched_head, response_of
 from .information import HandshakeResponse
+from .protocol.deflate import CLIENT_OFFER, DeflateParameters, parse_answer
 from .uri import WebSocketURI
 
 __all__ = ["NotUpgraded", "UpgradeResult", "check_request_header", "parse_head", "upgrade"]
@@ -59,7 +59,7 @@ class UpgradeResult:
 
     head: bytes
     protocol: str | None
-    deflate: ClientPerMessageDeflate | None
+    deflate: DeflateParameters | None
     trailing: bytes
 
 
@@ -93,7 +93,7 @@ def build_request(
     key: bytes,
     control: MessageWebSocketControl,
     headers: Mapping[str, str],
-    deflate: ClientPerMessageDeflate | None,
+    deflate: bool,
 ) -> bytes:
     """The upgrade request as bytes (user headers were validated when they were set)."""
     lines = [
@@ -106,8 +106,8 @@ def build_request(
     ]
     if control.supported_protocols:
         lines.append(f"Sec-WebSocket-Protocol: {', '.join(control.supported_protocols)}")
-    if deflate is not None:
-        lines.append(f"Sec-WebSocket-Extensions: {deflate.offer()}")
+    if deflate:
+        lines.append(f"Sec-WebSocket-Extensions: {CLIENT_OFFER}")
     # A request header set by the user replaces the control's User-Agent / Origin.
     lowered = {name.lower() for name in headers} if headers else set()
     if control.user_agent is not None and "user-agent" not in lowered:
@@ -151,8 +151,8 @@ def check_upgrade(
     head: Head,
     accept: bytes,
     protocols: Sequence[str],
-    deflate: ClientPerMessageDeflate | None,
-) -> tuple[str | None, ClientPerMessageDeflate | None]:
+    deflate: bool,
+) -> tuple[str | None, DeflateParameters | None]:
     """Check a 101 response (RFC 6455 section 4.1) and return the negotiated options.
 
     ``accept`` is the ``Sec-WebSocket-Accept`` value expected (:func:`accept_for`).
@@ -170,17 +170,19 @@ def check_upgrade(
         if len(chosen) != 1 or chosen[0] not in protocols:
             raise invalid_response(f"server chose a subprotocol we did not offer: {chosen}", head)
         protocol = chosen[0]
-    accepted: ClientPerMessageDeflate | None = None
+    accepted: DeflateParameters | None = None
     for raw in _items(values.get(b"sec-websocket-extensions")):
         extension = raw.decode("iso-8859-1")
-        name = extension.split(";")[0].strip().lower()
-        if deflate is None or name != deflate.name or accepted is not None:
+        if not deflate or accepted is not None:
             raise invalid_response(
                 f"server accepted an extension we did not offer: {extension}", head
             )
-        if not deflate.accept_response(extension):
-            raise invalid_response(f"invalid permessage-deflate parameters: {extension}", head)
-        accepted = deflate
+        try:
+            accepted = parse_answer(extension)
+        except ValueError as exc:
+            raise invalid_response(
+                f"invalid Sec-WebSocket-Extensions answer: {exc}", head
+            ) from None
     return protocol, accepted
 
 
@@ -196,7 +198,7 @@ async def upgrade(
     and its body (bounded), for the caller to follow a redirect, authenticate or fail.
     """
     key = base64.b64encode(os.urandom(16))
-    deflate = ClientPerMessageDeflate() if control.compression else None
+    deflate = control.compression
     exchange = HttpExchange(stream)
     request = build_request(uri, key, control, headers, deflate)
     await exchange.send_request(request)

@@ -2,37 +2,41 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
 import trio
-
-if TYPE_CHECKING:
-    from .message_websocket import MessageWebSocket
 
 __all__ = ["MessageOutputStream"]
 
 
 class MessageOutputStream(trio.abc.SendStream):
     """Each ``send_all(data)`` sends ``data`` as one complete message of
-    ``control.message_type``; ``aclose()`` closes the socket."""
+    ``control.message_type``; ``aclose()`` closes the socket.
 
-    def __init__(self, ws: MessageWebSocket) -> None:
-        self._ws = ws
+    Made by the socket from three of its operations: ``send`` (one message), ``wait_room``
+    (until the write queue is below its high-water mark) and ``aclose``.
+    """
+
+    def __init__(
+        self,
+        send: Callable[[bytes], Awaitable[None]],
+        wait_room: Callable[[], Awaitable[None]],
+        aclose: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._send = send
+        self._wait_room = wait_room
+        self._aclose = aclose
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send ``data`` as one message (``ConnectionClosed`` once closed)."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"send_all takes bytes-like data, not {type(data).__name__}")
-        await self._ws.send(bytes(data))
+        await self._send(bytes(data))
 
     async def wait_send_all_might_not_block(self) -> None:
         """Wait until the socket's write queue is below its high-water mark."""
-        writer = self._ws._writer
-        if writer is not None and writer.must_wait():
-            await writer.wait_for_space()
-        else:
-            await trio.lowlevel.checkpoint()
+        await self._wait_room()
 
     async def aclose(self) -> None:
         """Close the socket (empty close frame)."""
-        await self._ws.aclose()
+        await self._aclose()
