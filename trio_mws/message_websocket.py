@@ -68,7 +68,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
     trio-native; every network failure is a :class:`WebSocketError` with a status.
 
     Every ``send``/``receive`` is a cancel point; it lets other tasks run whenever it waits,
-    and otherwise at least every 32 calls or 1 ms (see :mod:`trio_mws.connection`).
+    and otherwise at least every 32 calls or 1 ms (see the ``trio_mws.connection`` module).
     """
 
     # Slots: thousands of idle connections should cost as little memory as possible.
