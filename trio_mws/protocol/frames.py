@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 __all__ = [
+    "ACCELERATED",
     "MAX_CONTROL_PAYLOAD",
     "OP_BINARY",
     "OP_CLOSE",
@@ -20,6 +21,7 @@ __all__ = [
     "OP_TEXT",
     "FrameError",
     "apply_mask",
+    "apply_mask_pure",
     "parse_extended_header",
     "serialize_frame",
 ]
@@ -86,6 +88,16 @@ def parse_extended_header(data: bytes, pos: int) -> tuple[int, int] | None:
     return length, pos + 2
 
 
+_c_mask: Callable[[bytes | bytearray | memoryview, bytes], bytes] | None
+try:  # the optional C accelerator (see _mask.c); pure Python when it was not built
+    from ._mask import mask as _c_mask
+except ImportError:  # pragma: no cover - depends on the build
+    _c_mask = None
+
+#: Whether masking runs in C (the optional ``_mask`` extension was built with the package).
+ACCELERATED = _c_mask is not None
+
+
 def _mask_small(payload: bytes | bytearray | memoryview, key: bytes) -> bytes:
     """XOR ``payload`` with ``key`` repeated, as one big integer (fast for any length up to a
     few MiB; CPython's big-int XOR is linear)."""
@@ -126,14 +138,22 @@ def _mask_pieces(data: bytes | bytearray | memoryview, key: bytes) -> list[bytes
 def apply_mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
     """Return ``data`` XORed with the 4-byte ``key`` repeated (RFC 6455 section 5.3).
 
-    Pure Python (big-integer XOR), in :data:`MASK_PIECE` pieces for large inputs. Masking is
-    its own inverse.
+    In C when the optional accelerator was built (``_mask.c``), else pure Python (big-integer
+    XOR, in :data:`MASK_PIECE` pieces for large inputs). Masking is its own inverse.
     """
     if len(key) != 4:
         raise ValueError("a masking key is 4 bytes")
     length = len(data)
     if not length:
         return b""
+    if _c_mask is not None:
+        return _c_mask(data, key)
+    return apply_mask_pure(data, key)
+
+
+def apply_mask_pure(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
+    """:func:`apply_mask` in pure Python, whether or not the C accelerator was built."""
+    length = len(data)
     if length <= MASK_PIECE:
         return _mask_small(data, key)
     view = memoryview(data)
@@ -196,6 +216,11 @@ def serialize_frame(
             header = _pack_short_masked(first, 0xFE, length, key)
         else:
             header = _pack_long_masked(first, 0xFF, length, key)
+        if _c_mask is not None:
+            masked_payload = _c_mask(payload, key)
+            if length < SEPARATE_PAYLOAD:
+                return [header + masked_payload]
+            return [header, masked_payload]
         if length < SEPARATE_PAYLOAD:
             return [header + _mask_small(payload, key)]
         return [header, *_mask_pieces(payload, key)]
