@@ -1,19 +1,25 @@
-"""Helpers shared by the messaging, sending, closing, keepalive and partial-message tests.
+"""Helpers shared by the messaging, sending, closing, keepalive, partial-message, streaming,
+compression and HTTP tests.
 
-They build on :mod:`tests.rawserver`: a faster frame reader for the scripted server (the
-stock one unmasks byte by byte, too slow for megabytes), a way for a test to wait for its
-server handler's verdict, and handlers for the usual endings of a scripted conversation.
+They build on :mod:`tests.rawserver` (whose frames are read by the product's own scripted
+server parser, ``trio_mws.testing.parse_client_frame``): a strict frame reader, a log a test
+waits on for its server handler's verdict, handlers for the usual endings of a scripted
+conversation, and a memory-peak probe.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Awaitable, Callable
+import tracemalloc
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import trio
+
+from trio_mws.testing import ClientFrame
 
 from .rawserver import RawPeer, close_payload, frame
 
@@ -33,11 +39,12 @@ __all__ = [
     "StartServer",
     "answer_close",
     "close_frame",
+    "peak_memory",
     "read_frame",
     "read_until_close",
+    "recording_server",
     "reset_connection",
     "state_of",
-    "unmask",
     "wait_eof",
 ]
 
@@ -55,22 +62,15 @@ StartServer = Callable[[Callable[[RawPeer], Awaitable[None]]], Awaitable[str]]
 PROMPTLY = 5.0
 
 
-@dataclass(frozen=True)
-class ClientFrame:
-    """One frame as the scripted server received it (unmasked)."""
-
-    fin: bool
-    opcode: int
-    payload: bytes
-    rsv: int = 0
-
-
 @dataclass
 class ServerLog:
     """What a scripted server saw, and an event the test waits on for its verdict."""
 
     frames: list[ClientFrame] = field(default_factory=list)
     eof: bool | None = None  # True: clean EOF, False: reset, None: not seen
+    close_code: int | None = None  # the client's close code, once read
+    got_close: bool = False  # whether the client's close frame arrived
+    request_extensions: str | None = None  # the request's Sec-WebSocket-Extensions
     times: dict[str, float] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
     done: trio.Event = field(default_factory=trio.Event)
@@ -88,45 +88,39 @@ class ServerLog:
         return [f for f in self.frames if f.opcode == OP_CLOSE]
 
 
-def unmask(payload: bytes, key: bytes) -> bytes:
-    """XOR ``payload`` with the repeated 4-byte ``key``, fast enough for megabytes."""
-    if not payload:
-        return b""
-    repeated = (key * (len(payload) // 4 + 1))[: len(payload)]
-    value = int.from_bytes(payload, "little") ^ int.from_bytes(repeated, "little")
-    return value.to_bytes(len(payload), "little")
-
-
 async def read_frame(peer: RawPeer) -> ClientFrame:
     """Read one client frame strictly (masked, minimal length encoding). ``EOFError`` at EOF."""
+    received = await peer.read_client_frame()
+    assert received.minimal_length, "the client did not use the minimal length encoding"
+    return received
 
-    async def need(n: int) -> None:
-        while len(peer.buffer) < n:
-            data = await peer.stream.receive_some(1 << 20)
-            if not data:
-                raise EOFError("client closed the connection")
-            peer.buffer += data
 
-    await need(2)
-    first, second = peer.buffer[0], peer.buffer[1]
-    assert second & 0x80, "client frames must be masked"
-    n = second & 0x7F
-    offset = 2
-    if n == 126:
-        await need(4)
-        (n,) = struct.unpack("!H", peer.buffer[2:4])
-        assert n >= 126, "non-minimal 16-bit length"
-        offset = 4
-    elif n == 127:
-        await need(10)
-        (n,) = struct.unpack("!Q", peer.buffer[2:10])
-        assert n >= 65536, "non-minimal 64-bit length"
-        offset = 10
-    await need(offset + 4 + n)
-    key = bytes(peer.buffer[offset : offset + 4])
-    payload = unmask(bytes(peer.buffer[offset + 4 : offset + 4 + n]), key)
-    del peer.buffer[: offset + 4 + n]
-    return ClientFrame(bool(first & 0x80), first & 0x0F, payload, (first >> 4) & 0x7)
+def recording_server(log: ServerLog) -> Callable[[RawPeer], Awaitable[None]]:
+    """A handler that logs every client frame until the close frame, answers it and closes."""
+
+    async def handler(peer: RawPeer) -> None:
+        await peer.accept()
+        await answer_close(peer, log)
+        log.done.set()
+
+    return handler
+
+
+@contextmanager
+def peak_memory() -> Iterator[list[int]]:
+    """Trace allocations; on exit the list holds the peak above the starting point."""
+    result: list[int] = []
+    started_here = not tracemalloc.is_tracing()
+    if started_here:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    try:
+        yield result
+    finally:
+        result.append(tracemalloc.get_traced_memory()[1] - base)
+        if started_here:
+            tracemalloc.stop()
 
 
 async def read_until_close(peer: RawPeer, log: ServerLog, *, answer_pings: bool = True) -> bytes:

@@ -11,13 +11,12 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import cast
 
 import trio
 
 from trio_mws import MessageWebSocket, WebSocketState
 
-from .rawserver import Handler, RawPeer, close_payload, frame
+from .rawserver import Handler, RawPeer, close_payload, frame, serve_raw
 
 #: The ``raw_server`` fixture of conftest.py: ``url = await raw_server(handler)``.
 RawServer = Callable[[Handler], Awaitable[str]]
@@ -106,27 +105,8 @@ async def serve_tls_raw(
     *,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Like ``serve_raw`` but over TLS with the server ``context``; reports a ``wss://`` URL.
-
-    A client that rejects the certificate makes the server's handshake fail: that
-    connection is dropped quietly. ``peer.stream`` is the ``trio.SSLStream``.
-    """
-
-    async def run(tcp: trio.SocketStream) -> None:
-        stream = trio.SSLStream(tcp, context, server_side=True)
-        try:
-            await stream.do_handshake()
-            await handler(RawPeer(cast(trio.SocketStream, stream)))
-        except (trio.BrokenResourceError, trio.ClosedResourceError, EOFError):
-            pass
-        finally:
-            await trio.aclose_forcefully(stream)
-
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    port = listeners[0].socket.getsockname()[1]
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(trio.serve_listeners, run, listeners)
-        task_status.started(f"wss://127.0.0.1:{port}/")
+    """``serve_raw`` over TLS with the server ``context``; reports a ``wss://`` URL."""
+    await serve_raw(handler, tls=context, task_status=task_status)
 
 
 def state(ws: MessageWebSocket) -> WebSocketState:

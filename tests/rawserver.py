@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ssl
 import struct
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import trio
+
+from trio_mws.testing import ClientFrame, parse_client_frame
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -95,35 +99,19 @@ class RawPeer:
     async def send(self, data: bytes) -> None:
         await self.stream.send_all(data)
 
+    async def read_client_frame(self) -> ClientFrame:
+        """Read one client frame (unmasked; see ``trio_mws.testing.parse_client_frame``),
+        asserting that the client masked it. ``EOFError`` at EOF."""
+        while (received := parse_client_frame(self.buffer)) is None:
+            if not await self._fill():
+                raise EOFError("client closed the connection")
+        assert received.masked, "client frames must be masked"
+        return received
+
     async def read_frame(self) -> tuple[bool, int, bytes]:
         """Read one client frame: (fin, opcode, unmasked payload). EOFError at EOF."""
-
-        async def need(n: int) -> None:
-            while len(self.buffer) < n:
-                if not await self._fill():
-                    raise EOFError("client closed the connection")
-
-        await need(2)
-        fin = bool(self.buffer[0] & 0x80)
-        opcode = self.buffer[0] & 0x0F
-        masked = bool(self.buffer[1] & 0x80)
-        n = self.buffer[1] & 0x7F
-        offset = 2
-        if n == 126:
-            await need(4)
-            (n,) = struct.unpack("!H", self.buffer[2:4])
-            offset = 4
-        elif n == 127:
-            await need(10)
-            (n,) = struct.unpack("!Q", self.buffer[2:10])
-            offset = 10
-        assert masked, "client frames must be masked"
-        await need(offset + 4 + n)
-        key = bytes(self.buffer[offset : offset + 4])
-        raw = bytes(self.buffer[offset + 4 : offset + 4 + n])
-        del self.buffer[: offset + 4 + n]
-        payload = bytes(b ^ key[i % 4] for i, b in enumerate(raw))
-        return fin, opcode, payload
+        received = await self.read_client_frame()
+        return received.fin, received.opcode, received.payload
 
     async def read_close(self) -> int | None:
         """Read frames until a close frame; return its code (None when empty)."""
@@ -142,12 +130,28 @@ class RawPeer:
         return True
 
 
-async def serve_raw(handler: Handler, *, task_status: trio.TaskStatus[str]) -> None:
-    """Listen on 127.0.0.1 and run ``handler`` for each connection; reports the ws:// URL."""
+async def serve_raw(
+    handler: Handler,
+    *,
+    tls: ssl.SSLContext | Callable[[], ssl.SSLContext] | None = None,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Listen on 127.0.0.1 and run ``handler`` for each connection; reports the URL.
 
-    async def run(stream: trio.SocketStream) -> None:
+    With ``tls`` (a server context, or a function giving one per connection), each
+    connection speaks TLS first and the URL is ``wss://``; ``peer.stream`` is then the
+    ``trio.SSLStream``. A client that rejects the certificate makes the server's handshake
+    fail: that connection is dropped quietly.
+    """
+
+    async def run(tcp: trio.SocketStream) -> None:
+        stream: trio.abc.Stream = tcp
         try:
-            await handler(RawPeer(stream))
+            if tls is not None:
+                context = tls if isinstance(tls, ssl.SSLContext) else tls()
+                stream = tls_stream = trio.SSLStream(tcp, context, server_side=True)
+                await tls_stream.do_handshake()
+            await handler(RawPeer(cast(trio.SocketStream, stream)))
         except (trio.BrokenResourceError, trio.ClosedResourceError, EOFError):
             pass
         finally:
@@ -157,4 +161,4 @@ async def serve_raw(handler: Handler, *, task_status: trio.TaskStatus[str]) -> N
     port = listeners[0].socket.getsockname()[1]
     async with trio.open_nursery() as nursery:
         nursery.start_soon(trio.serve_listeners, run, listeners)
-        task_status.started(f"ws://127.0.0.1:{port}/")
+        task_status.started(f"{'ws' if tls is None else 'wss'}://127.0.0.1:{port}/")

@@ -26,9 +26,9 @@ from .mws_helpers import (
     PROMPTLY,
     ServerLog,
     StartServer,
-    answer_close,
     close_frame,
     read_until_close,
+    recording_server,
     reset_connection,
     state_of,
     wait_eof,
@@ -36,17 +36,6 @@ from .mws_helpers import (
 from .rawserver import Handler, RawPeer, close_payload, frame
 
 UTF8 = SocketMessageType.UTF8
-
-
-def recording_server(log: ServerLog) -> Handler:
-    """Log frames until the client's close frame, echo it, close TCP."""
-
-    async def handler(peer: RawPeer) -> None:
-        await peer.accept()
-        await answer_close(peer, log)
-        log.done.set()
-
-    return handler
 
 
 def unresponsive_server(log: ServerLog) -> Handler:

@@ -11,10 +11,8 @@ import functools
 import os
 import struct
 import time
-import tracemalloc
 import zlib
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -31,6 +29,7 @@ from trio_mws import (
     WebErrorStatus,
 )
 
+from .mws_helpers import ServerLog, peak_memory, read_frame
 from .rawserver import Handler, RawPeer, close_payload, frame
 
 RawServer = Callable[[Handler], Awaitable[str]]
@@ -67,33 +66,12 @@ def inflate(decompressor: zlib._Decompress, payload: bytes) -> bytes:
 
 async def read_frame_rsv(peer: RawPeer) -> tuple[bool, int, int, bytes]:
     """Read one client frame: (fin, rsv bits, opcode, unmasked payload)."""
-    while not peer.buffer:
-        if not await peer._fill():
-            raise EOFError("client closed the connection")
-    rsv = (peer.buffer[0] >> 4) & 7
-    fin, opcode, payload = await peer.read_frame()
-    return fin, rsv, opcode, payload
+    received = await read_frame(peer)
+    return received.fin, received.rsv, received.opcode, received.payload
 
 
 def extension_line(value: str | None) -> str:
     return "" if value is None else f"Sec-WebSocket-Extensions: {value}\r\n"
-
-
-@contextmanager
-def peak_memory() -> Iterator[list[int]]:
-    """Trace allocations; on exit the list holds the peak above the starting point."""
-    result: list[int] = []
-    started_here = not tracemalloc.is_tracing()
-    if started_here:
-        tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    try:
-        yield result
-    finally:
-        result.append(tracemalloc.get_traced_memory()[1] - base)
-        if started_here:
-            tracemalloc.stop()
 
 
 @functools.cache
@@ -118,18 +96,6 @@ def bomb(total: int, unit_size: int = 16 * MiB) -> bytes:
     """One compressed message payload that inflates to ``total`` zero bytes."""
     assert total % unit_size == 0
     return (zeros_unit(unit_size) * (total // unit_size))[: -len(TAIL)]
-
-
-@dataclass
-class ServerLog:
-    """What a scripted server saw."""
-
-    request_extensions: str | None = None
-    close_code: int | None = None
-    got_close: bool = False
-    eof: bool | None = None
-    frames: list[tuple[bool, int, int, bytes]] = field(default_factory=list)
-    done: trio.Event = field(default_factory=trio.Event)
 
 
 # -- against a real peer: websockets ------------------------------------------------------------
@@ -404,6 +370,7 @@ async def test_negotiated_parameters_are_honoured(
     client_message = block * 8
     server_texts = ["héllo " * 300, "héllo " * 300, "wörld " * 300]
     log = ServerLog()
+    received_by_server: list[tuple[bool, int, int, bytes]] = []
 
     async def handler(peer: RawPeer) -> None:
         try:
@@ -421,7 +388,9 @@ async def test_negotiated_parameters_are_honoured(
                 fin, rsv, opcode, payload = await read_frame_rsv(peer)
                 if params.client_no_context:
                     d = zlib.decompressobj(-params.client_bits)
-                log.frames.append((fin, rsv, opcode, inflate(d, payload) if rsv else payload))
+                received_by_server.append(
+                    (fin, rsv, opcode, inflate(d, payload) if rsv else payload)
+                )
             await peer.send(frame(8, close_payload(1000)))
             log.close_code = await peer.read_close()
             await peer.stream.aclose()
@@ -439,7 +408,7 @@ async def test_negotiated_parameters_are_honoured(
     assert received == server_texts
     assert rest == [trio_mws.Closed(1000, "", initiated_locally=False)]
     rsv = RSV1 if params.client_compresses else 0
-    assert log.frames == [(True, rsv, 2, client_message)] * 2
+    assert received_by_server == [(True, rsv, 2, client_message)] * 2
     assert log.close_code == 1000
 
 

@@ -7,10 +7,6 @@ answered) — never a bare ``ValueError`` — in bounded memory and time.
 
 from __future__ import annotations
 
-import tracemalloc
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
 import trio
 from hypothesis import HealthCheck, example, given, settings
@@ -19,6 +15,7 @@ from hypothesis import strategies as st
 import trio_mws
 from trio_mws import ConnectError, HandshakeError, WebErrorStatus
 
+from .mws_helpers import peak_memory
 from .opening_helpers import RawServer, answer
 from .rawserver import RawPeer, serve_raw
 
@@ -105,23 +102,6 @@ async def test_any_status_and_length_text_is_a_connect_error(
 
 
 # -- bounded head and body, whatever the framing ----------------------------------------------
-
-
-@contextmanager
-def peak_memory() -> Iterator[list[int]]:
-    """Trace allocations; on exit the list holds the peak above the starting point."""
-    result: list[int] = []
-    started_here = not tracemalloc.is_tracing()
-    if started_here:
-        tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    try:
-        yield result
-    finally:
-        result.append(tracemalloc.get_traced_memory()[1] - base)
-        if started_here:
-            tracemalloc.stop()
 
 
 HUGE = 300 * MiB

@@ -24,25 +24,14 @@ from .mws_helpers import (
     ClientFrame,
     ServerLog,
     StartServer,
-    answer_close,
     read_frame,
+    recording_server,
     reset_connection,
 )
 from .rawserver import RawPeer
 
 UTF8 = SocketMessageType.UTF8
 BINARY = SocketMessageType.BINARY
-
-
-def recording_server(log: ServerLog) -> Any:
-    """A handler that logs every client frame until the close frame, answers it and closes."""
-
-    async def handler(peer: RawPeer) -> None:
-        await peer.accept()
-        await answer_close(peer, log)
-        log.done.set()
-
-    return handler
 
 
 def data(log: ServerLog) -> list[tuple[bool, int, bytes]]:

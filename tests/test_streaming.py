@@ -5,9 +5,7 @@ in chunks of at most max_message_size, in bounded memory, with back-pressure.
 from __future__ import annotations
 
 import time
-import tracemalloc
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -16,6 +14,7 @@ import trio
 import trio_mws
 from trio_mws import MessageReceived, MessageWebSocketReceiveMode, SocketMessageType
 
+from .mws_helpers import peak_memory
 from .rawserver import Handler, RawPeer, close_payload, frame
 
 RawServer = Callable[[Handler], Awaitable[str]]
@@ -39,23 +38,6 @@ def expected_byte(position: int) -> int:
 def binary_header(length: int, *, fin: bool = True) -> bytes:
     """The header of an unmasked binary frame of ``length`` bytes (header only)."""
     return frame(2, length=length, fin=fin)
-
-
-@contextmanager
-def peak_memory() -> Iterator[list[int]]:
-    """Trace allocations; on exit the list holds the peak above the starting point."""
-    result: list[int] = []
-    started_here = not tracemalloc.is_tracing()
-    if started_here:
-        tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    try:
-        yield result
-    finally:
-        result.append(tracemalloc.get_traced_memory()[1] - base)
-        if started_here:
-            tracemalloc.stop()
 
 
 @dataclass

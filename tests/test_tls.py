@@ -51,7 +51,7 @@ from .opening_helpers import (
     serve_tls_raw,
     state,
 )
-from .rawserver import Handler, RawPeer
+from .rawserver import Handler, RawPeer, serve_raw
 from .test_proxy import ProxyLog, http_proxy
 
 SERVER_CN = "trio-mws test server"
@@ -589,27 +589,18 @@ async def serve_tls_sequence(
     on-path attacker who lets one connection through and intercepts the next would."""
     names = [log_name(cert) for cert in certs]
 
-    async def run(tcp: trio.SocketStream) -> None:
+    def next_context() -> ssl.SSLContext:
         index = min(len(log.presented), len(certs) - 1)
         log.presented.append(names[index])
-        stream = trio.SSLStream(tcp, server_context(certs[index]), server_side=True)
-        try:
-            await stream.do_handshake()
-            peer = RawPeer(cast(trio.SocketStream, stream))
-            await peer.read_request()
-            log.requests.append(names[index])
-            await send_101(peer)
-            await finish_close(peer)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, EOFError):
-            pass
-        finally:
-            await trio.aclose_forcefully(stream)
+        return server_context(certs[index])
 
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    port = listeners[0].socket.getsockname()[1]
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(trio.serve_listeners, run, listeners)
-        task_status.started(f"wss://127.0.0.1:{port}/")
+    async def handler(peer: RawPeer) -> None:
+        await peer.read_request()
+        log.requests.append(log.presented[-1])  # connections come one at a time here
+        await send_101(peer)
+        await finish_close(peer)
+
+    await serve_raw(handler, tls=next_context, task_status=task_status)
 
 
 async def test_data_flows_on_the_connection_that_was_verified(

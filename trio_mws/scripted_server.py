@@ -47,6 +47,7 @@ __all__ = [
     "ScriptedServer",
     "UpgradeRequest",
     "open_scripted_server",
+    "parse_client_frame",
     "serve_scripted",
     "server_frame",
 ]
@@ -110,6 +111,17 @@ class ClientFrame:
     rsv1: bool = False
     #: Whether the client masked the frame (RFC 6455 requires it; a test may check).
     masked: bool = True
+    #: The RSV2 bit (no extension of ours uses it: always ``False`` from a correct client).
+    rsv2: bool = False
+    #: The RSV3 bit (no extension of ours uses it: always ``False`` from a correct client).
+    rsv3: bool = False
+    #: Whether the payload length used its shortest encoding (RFC 6455 section 5.2).
+    minimal_length: bool = True
+
+    @property
+    def rsv(self) -> int:
+        """The three RSV bits as an ``int``: RSV1 is 4, RSV2 is 2, RSV3 is 1."""
+        return (self.rsv1 << 2) | (self.rsv2 << 1) | self.rsv3
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +189,46 @@ def server_frame(
     if mask is not None:
         return header + mask + _unmask(payload, mask)
     return header + payload
+
+
+def parse_client_frame(buffer: bytearray) -> ClientFrame | None:
+    """Take one whole frame from the front of ``buffer`` (bytes as the client sent them) and
+    return it unmasked, or ``None`` (``buffer`` untouched) while it is incomplete."""
+    size = len(buffer)
+    if size < 2:
+        return None
+    first, second = buffer[0], buffer[1]
+    masked = bool(second & 0x80)
+    length = second & 0x7F
+    offset = 2
+    minimal = True
+    if length == 126:
+        if size < 4:
+            return None
+        (length,) = struct.unpack_from("!H", buffer, 2)
+        offset, minimal = 4, length >= 126
+    elif length == 127:
+        if size < 10:
+            return None
+        (length,) = struct.unpack_from("!Q", buffer, 2)
+        offset, minimal = 10, length >= 65536
+    end = offset + (4 if masked else 0) + length
+    if size < end:
+        return None
+    payload = bytes(buffer[end - length : end])
+    if masked:
+        payload = _unmask(payload, bytes(buffer[offset : offset + 4]))
+    del buffer[:end]
+    return ClientFrame(
+        fin=bool(first & 0x80),
+        opcode=first & 0x0F,
+        payload=payload,
+        rsv1=bool(first & 0x40),
+        masked=masked,
+        rsv2=bool(first & 0x20),
+        rsv3=bool(first & 0x10),
+        minimal_length=minimal,
+    )
 
 
 class ScriptedConnection:
@@ -367,36 +419,14 @@ class ScriptedConnection:
     async def receive_frame(self) -> ClientFrame:
         """Read the client's next frame and record it. ``EOFError`` when the client closes
         the TCP connection first."""
-        await self._need(2)
-        first, second = self._buffer[0], self._buffer[1]
-        masked = bool(second & 0x80)
-        length = second & 0x7F
-        offset = 2
-        if length == 126:
-            await self._need(4)
-            (length,) = struct.unpack_from("!H", self._buffer, 2)
-            offset = 4
-        elif length == 127:
-            await self._need(10)
-            (length,) = struct.unpack_from("!Q", self._buffer, 2)
-            offset = 10
-        key = b""
-        if masked:
-            await self._need(offset + 4)
-            key = bytes(self._buffer[offset : offset + 4])
-            offset += 4
-        await self._need(offset + length)
-        payload = bytes(self._buffer[offset : offset + length])
-        del self._buffer[: offset + length]
-        if masked:
-            payload = _unmask(payload, key)
-        frame = ClientFrame(bool(first & 0x80), first & 0x0F, payload, bool(first & 0x40), masked)
+        while (frame := parse_client_frame(self._buffer)) is None:
+            await self._read_more()
         self.frames.append(frame)
         if frame.opcode == OP_CLOSE:
             self.close_received = True
-            if len(payload) >= 2:
-                self.close_code = struct.unpack("!H", payload[:2])[0]
-            self.close_reason = payload[2:].decode("utf-8", "replace")
+            if len(frame.payload) >= 2:
+                self.close_code = struct.unpack("!H", frame.payload[:2])[0]
+            self.close_reason = frame.payload[2:].decode("utf-8", "replace")
         return frame
 
     async def receive_message(self) -> RecordedMessage:
@@ -461,15 +491,14 @@ class ScriptedConnection:
         except trio.BrokenResourceError:
             return False
 
-    async def _need(self, size: int) -> None:
-        while len(self._buffer) < size:
-            try:
-                data = await self._stream.receive_some(_READ_SIZE)
-            except trio.ClosedResourceError:
-                raise EOFError("the server side was closed") from None
-            if not data:
-                raise EOFError("the client closed the connection")
-            self._buffer += data
+    async def _read_more(self) -> None:
+        try:
+            data = await self._stream.receive_some(_READ_SIZE)
+        except trio.ClosedResourceError:
+            raise EOFError("the server side was closed") from None
+        if not data:
+            raise EOFError("the client closed the connection")
+        self._buffer += data
 
 
 def _socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType | None:

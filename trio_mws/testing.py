@@ -26,6 +26,7 @@ from .scripted_server import (
     ScriptedServer,
     UpgradeRequest,
     open_scripted_server,
+    parse_client_frame,
     serve_scripted,
     server_frame,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "UpgradeRequest",
     "echo_handler",
     "open_scripted_server",
+    "parse_client_frame",
     "serve_echo",
     "serve_scripted",
     "server_frame",
