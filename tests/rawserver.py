@@ -15,7 +15,7 @@ from typing import cast
 
 import trio
 
-from trio_mws.testing import ClientFrame, parse_client_frame
+from trio_mws.testing import ClientFrame, parse_client_frame, server_frame
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -31,20 +31,18 @@ def frame(
     mask: bytes | None = None,
     length: int | None = None,
 ) -> bytes:
-    """A server frame (unmasked unless ``mask``); ``length`` overrides the length field."""
-    n = len(payload) if length is None else length
-    first = (0x80 if fin else 0) | (rsv << 4) | opcode
-    mask_bit = 0x80 if mask is not None else 0
-    if n < 126:
-        header = bytes([first, mask_bit | n])
-    elif n < 65536:
-        header = struct.pack("!BBH", first, mask_bit | 126, n)
-    else:
-        header = struct.pack("!BBQ", first, mask_bit | 127, n)
-    if mask is not None:
-        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        return header + mask + payload
-    return header + payload
+    """A server frame (unmasked unless ``mask``); ``length`` overrides the length field;
+    ``rsv`` holds the three RSV bits (4 is RSV1). ``trio_mws.testing.server_frame`` makes it."""
+    return server_frame(
+        opcode,
+        payload,
+        fin=fin,
+        rsv1=bool(rsv & 4),
+        rsv2=bool(rsv & 2),
+        rsv3=bool(rsv & 1),
+        mask=mask,
+        length=length,
+    )
 
 
 def close_payload(code: int, reason: bytes = b"") -> bytes:
