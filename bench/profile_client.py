@@ -2,15 +2,17 @@
 
 Starts the bench echo server in its own process, runs the workload in this process with
 cProfile (or pyinstrument with ``--pyinstrument``) switched on for the timed section only,
-and prints the top functions with their cost per message.
+and prints the top functions with their cost per message (round trip, connection).
 
 Usage (from the repository root)::
 
     python -m bench.profile_client pipelined            # top 15 by tottime
     python -m bench.profile_client large --top 25 --sort cumulative
-    python -m bench.profile_client pipelined_partial    # PARTIAL_MESSAGE mode
+    python -m bench.profile_client pipelined-partial    # PARTIAL_MESSAGE mode
     python -m bench.profile_client latency --set latency_count=20000 --save /tmp/lat.prof
-    python -m bench.profile_client pipelined --pyinstrument
+    python -m bench.profile_client wss-pipelined --pyinstrument
+    python -m bench.profile_client wss-large
+    python -m bench.profile_client compressed --client websockets_asyncio   # a peer
 
 cProfile uses wall time by default (cheap to read; ``--timer cpu`` reads the CPU clock, which
 is a slow system call on some VMs and then inflates every call several times). Time spent
@@ -39,8 +41,6 @@ from bench.clients import CLIENTS
 from bench.procstat import pin_to_cpu
 from bench.server import REPO, echo_server
 
-#: Result keys holding the number of messages (or connections) of a timed section.
-_COUNT_KEYS = ("messages", "connections")
 #: The event loop's wait for I/O: idle time, not work.
 _IDLE = ("~", 0, "<method 'poll' of 'select.epoll' objects>")
 
@@ -60,17 +60,10 @@ class _PyinstrumentHook:
         self.profiler.stop()
 
 
-def _count(workload: str, result: dict[str, Any], params: workloads.Params) -> int:
-    for key in _COUNT_KEYS:
-        if key in result:
-            return int(result[key])
-    return params.latency_count if workload == "latency" else 1
-
-
 def top_functions(
     profile: cProfile.Profile, sort: str, top: int, per: int, timer_name: str = "wall"
 ) -> str:
-    """Format the ``top`` functions by ``sort``, adding µs per message (``per`` messages)."""
+    """Format the ``top`` functions by ``sort``, adding µs per op (``per`` messages...)."""
     stats = pstats.Stats(profile)
     stats.sort_stats(sort)
     entries = stats.stats  # type: ignore[attr-defined]
@@ -78,10 +71,10 @@ def top_functions(
     idle = entries[_IDLE][2] if _IDLE in entries else 0.0
     total = sum(tt for (_cc, _nc, tt, _ct, _callers) in entries.values()) - idle
     lines = [
-        f"busy time {total:.3f} s over {per:,} messages = {total / per * 1e6:.2f} µs/message "
+        f"busy time {total:.3f} s over {per:,} ops = {total / per * 1e6:.2f} µs/op "
         f"({timer_name} time, with profiler overhead); idle in epoll {idle:.3f} s",
         "",
-        f"{'ncalls':>10} {'tottime':>8} {'µs/msg':>7} {'%':>5} {'cumtime':>8} {'µs/msg':>7}"
+        f"{'ncalls':>10} {'tottime':>8} {'µs/op':>7} {'%':>5} {'cumtime':>8} {'µs/op':>7}"
         "  function",
     ]
     for key in keys:
@@ -96,7 +89,7 @@ def top_functions(
 
 
 def by_package(profile: cProfile.Profile, per: int) -> str:
-    """Total own time per top-level package (``builtins`` for C functions), µs/message."""
+    """Total own time per top-level package (``builtins`` for C functions), µs/op."""
     totals: dict[str, float] = {}
     entries = pstats.Stats(profile).stats  # type: ignore[attr-defined]
     for key, (_cc, _nc, tottime, _ct, _callers) in entries.items():
@@ -108,7 +101,7 @@ def by_package(profile: cProfile.Profile, per: int) -> str:
     total = sum(totals.values()) or 1.0
     parts = sorted(totals.items(), key=lambda item: -item[1])
     return "own time by package: " + ", ".join(
-        f"{name} {t / per * 1e6:.1f} µs/msg ({t / total:.0%})" for name, t in parts[:8]
+        f"{name} {t / per * 1e6:.1f} µs/op ({t / total:.0%})" for name, t in parts[:8]
     )
 
 
@@ -126,7 +119,9 @@ def _short(filename: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description="Profile one bench workload (trio_mws).")
-    parser.add_argument("workload", choices=sorted(workloads.WORKLOADS), nargs="?")
+    parser.add_argument(
+        "workload", type=workloads.workload_key, choices=sorted(workloads.WORKLOADS), nargs="?"
+    )
     parser.add_argument("--client", choices=sorted(CLIENTS), help="default: trio_mws")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--sort", default="tottime", help="pstats key (tottime, cumulative...)")
@@ -144,27 +139,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and client")
     args = parser.parse_args(argv)
     workload = args.workload or "pipelined"
-    client = args.client or ("trio_mws_partial" if workload == "pipelined_partial" else "trio_mws")
+    spec = workloads.WORKLOADS[workload]
+    client = args.client or (spec.only[0] if spec.only else "trio_mws")
 
-    pin = not args.no_pin and len(os.sched_getaffinity(0)) >= 2
-    with echo_server(args.server_impl, 0 if pin else None) as server:
-        pin_to_cpu(1 if pin else None)
+    cpus = sorted(os.sched_getaffinity(0))
+    pin = not args.no_pin and len(cpus) >= 2
+    with echo_server(args.server_impl, cpus[0] if pin else None) as server:
+        pin_to_cpu((cpus[0] if spec.core == "server" else cpus[1]) if pin else None)
         params = make_params(args.quick, args.set, server["cpu_port"])
         timer = time.process_time if args.timer == "cpu" else time.perf_counter
         hook: Any = _PyinstrumentHook() if args.pyinstrument else cProfile.Profile(timer)
         workloads.TIMED_SECTION_HOOK = hook
         try:
-            result = run_one(
-                client,
-                workload,
-                f"ws://127.0.0.1:{server['ws_port']}/",
-                f"tcp://127.0.0.1:{server['tcp_port']}",
-                params,
-            )
+            result = run_one(client, workload, server, params)
         finally:
             workloads.TIMED_SECTION_HOOK = None
 
-    spec = workloads.WORKLOADS[workload]
     print(
         f"{CLIENTS[client].label} {workload}: {result['value']:,.1f} {spec.unit} under the "
         f"profiler; client CPU {result['client_cpu']:.0%}, "
@@ -173,7 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.pyinstrument:
         print(hook.profiler.output_text(unicode=True, color=False, show_all=False))
         return
-    per = _count(workload, result, params)
+    per = int(result["count"])
+    print(f"client CPU per {spec.op} under the profiler: {result['client_cpu_us_per_op']:.1f} µs")
     print(top_functions(hook, args.sort, args.top, per, args.timer))
     print()
     print(by_package(hook, per))

@@ -2,13 +2,16 @@
 
 Usage (from the repository root)::
 
-    python -m bench [--quick] [--runs N] [--clients a,b] [--workloads x,y] [--server-impl auto]
+    python -m bench [--quick] [--rounds N] [--only x,y] [--clients a,b] [--server-impl auto]
     python bench/run.py ...
 
 One echo server process is started (see :mod:`bench.server`); every (client, workload)
 measurement runs in a fresh ``python -m bench.client`` process. Each round runs every workload
 once per client, in an order rotated per round so that machine noise is spread over clients.
-Figures are medians over the rounds; ratios are to websockets.trio from the same rounds.
+Figures are medians over the rounds; ratios are to websockets asyncio, aiohttp and
+websockets.trio from the same rounds, and :mod:`bench.targets` says which targets are met.
+A full default run writes ``bench/results/``; a subset (``--only``, ``--clients``, ``--quick``,
+``--set``) writes ``bench/results/subset/`` unless ``--out`` says otherwise.
 """
 
 from __future__ import annotations
@@ -36,11 +39,29 @@ from bench import report
 from bench.clients import CLIENTS
 from bench.procstat import background_load
 from bench.server import REPO, cpu_args, echo_server, subprocess_env
-from bench.workloads import WORKLOADS, Params
+from bench.workloads import WORKLOADS, Params, workload_key
 
 RESULTS = REPO / "bench" / "results"
-DEFAULT_CLIENTS = ("trio_mws", "websockets", "trio_websocket", "raw_tcp", "trio_mws_partial")
+DEFAULT_CLIENTS = (
+    "trio_mws",
+    "websockets_asyncio",
+    "aiohttp",
+    "websockets_trio",
+    "trio_websocket",
+    "raw",
+    "trio_mws_partial",
+)
 CLIENT_TIMEOUT = 120.0
+#: Distributions whose versions the report lists.
+VERSIONED = (
+    "trio",
+    "wsproto",
+    "websockets",
+    "trio-websocket",
+    "aiohttp",
+    "picows",
+    "uvloop",
+)
 #: Background load (in cores) above which the machine is not quiet enough to measure.
 QUIET = 0.15
 
@@ -51,25 +72,26 @@ class Layout:
 
     server: int | None = None
     client: int | None = None
-    latency_client: int | None = None
 
     @classmethod
-    def choose(cls, pin: bool, latency_core: str) -> Layout:
-        """Server on the first allowed CPU, clients on the second (latency: see ``--help``)."""
+    def choose(cls, pin: bool) -> Layout:
+        """Server on the first allowed CPU, clients on the second (when there are two)."""
         cpus = sorted(os.sched_getaffinity(0))
         if not pin or len(cpus) < 2:
             return cls()
-        latency = cpus[0] if latency_core == "same" else cpus[1]
-        return cls(server=cpus[0], client=cpus[1], latency_client=latency)
+        return cls(server=cpus[0], client=cpus[1])
+
+    def cpu_for(self, workload: str) -> int | None:
+        """The CPU a client of ``workload`` runs on (the server's for same-core workloads)."""
+        return self.server if WORKLOADS[workload].core == "server" else self.client
 
     def describe(self) -> str:
         """One line for the report."""
         if self.server is None:
-            return "processes not pinned"
-        where = "the same CPU as" if self.latency_client == self.server else "another CPU than"
+            return "processes not pinned (the same-core latency row is then not same-core)"
         return (
-            f"server pinned to CPU {self.server}, clients to CPU {self.client}; latency clients "
-            f"on {where} the server"
+            f"server pinned to CPU {self.server}, clients to CPU {self.client} (the "
+            f"same-core latency row: CPU {self.server})"
         )
 
 
@@ -90,22 +112,11 @@ def run_client(
     quick: bool,
     overrides: list[str],
     cpu: int | None,
+    asyncio_loop: str,
 ) -> dict[str, Any]:
     """Run one measurement in a fresh process and return its parsed JSON result."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "bench.client",
-        client,
-        workload,
-        "--ws-url",
-        f"ws://127.0.0.1:{server['ws_port']}/",
-        "--tcp-url",
-        f"tcp://127.0.0.1:{server['tcp_port']}",
-        "--server-cpu-port",
-        str(server["cpu_port"]),
-        *cpu_args(cpu),
-    ]
+    cmd = [sys.executable, "-m", "bench.client", client, workload, "--server", json.dumps(server)]
+    cmd += ["--asyncio-loop", asyncio_loop, *cpu_args(cpu)]
     if quick:
         cmd.append("--quick")
     for item in overrides:
@@ -152,7 +163,9 @@ def available_clients(wanted: list[str]) -> tuple[list[str], list[str]]:
             "trio_mws_partial": (
                 "import trio_mws; trio_mws.MessageWebSocketReceiveMode.PARTIAL_MESSAGE"
             ),
-            "websockets": "import websockets.trio.client",
+            "websockets_trio": "import websockets.trio.client",
+            "websockets_asyncio": "import websockets.asyncio.client",
+            "aiohttp": "import aiohttp",
             "trio_websocket": "import trio_websocket",
         }.get(key, "pass")
         probe = subprocess.run(
@@ -222,25 +235,52 @@ def plan(clients: list[str], workloads: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def _names(value: str, known: dict[str, Any], normalise: Callable[[str], str]) -> list[str]:
+    """Comma-separated names, normalised and checked against ``known``."""
+    names = [normalise(n) for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown {', '.join(unknown)}; known: {', '.join(known)}")
+    return names
+
+
+def _machine_load() -> dict[str, Any]:
+    """Load averages (1, 5, 15 min) and the other processes' CPU use over one second."""
+    return {"loadavg": os.getloadavg(), "busy_cores": background_load()}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the process exit status."""
     parser = argparse.ArgumentParser(description="Run the trio_mws benchmark suite.")
     parser.add_argument("--quick", action="store_true", help="short smoke run (1 round)")
-    parser.add_argument("--runs", type=int, help="rounds (default 5, or 1 with --quick)")
-    parser.add_argument("--clients", default=",".join(DEFAULT_CLIENTS))
-    parser.add_argument("--workloads", default=",".join(WORKLOADS))
-    parser.add_argument("--server-impl", choices=("auto", "picows", "websockets"), default="auto")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument(
-        "--no-pin", action="store_true", help="do not pin the server and clients to CPUs"
+        "--rounds", "--runs", type=int, dest="rounds", help="rounds (default 3; 1 with --quick)"
     )
     parser.add_argument(
-        "--latency-core",
-        choices=("same", "other"),
-        default="same",
-        help="pin latency clients to the server's CPU (default; keeps the VM's noisy "
-        "cross-CPU wake-ups out of the round-trip figure) or to the other CPU",
+        "--only",
+        "--workloads",
+        dest="only",
+        type=lambda v: _names(v, WORKLOADS, workload_key),
+        help=f"comma-separated workloads (default all: {','.join(WORKLOADS)})",
+    )
+    parser.add_argument(
+        "--clients",
+        type=lambda v: _names(v, CLIENTS, lambda n: n.strip().replace("-", "_")),
+        help=f"comma-separated clients (default all: {','.join(DEFAULT_CLIENTS)})",
+    )
+    parser.add_argument("--server-impl", choices=("auto", "picows", "websockets"), default="auto")
+    parser.add_argument(
+        "--asyncio-loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="event loop of the asyncio clients (default: the standard library's)",
+    )
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument(
+        "--out", type=Path, help="results directory (default bench/results, subsets: .../subset)"
+    )
+    parser.add_argument(
+        "--no-pin", action="store_true", help="do not pin the server and clients to CPUs"
     )
     parser.add_argument(
         "--wait-quiet",
@@ -257,17 +297,12 @@ def main(argv: list[str] | None = None) -> int:
         "when other load exceeded 15%% of a CPU during it",
     )
     args = parser.parse_args(argv)
-    layout = Layout.choose(not args.no_pin, args.latency_core)
-    runs = args.runs or (1 if args.quick else 5)
-    workloads = [w for w in args.workloads.split(",") if w]
-    for name in workloads:
-        if name not in WORKLOADS:
-            parser.error(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}")
-    wanted = [c for c in args.clients.split(",") if c]
-    for name in wanted:
-        if name not in CLIENTS:
-            parser.error(f"unknown client {name!r}; known: {', '.join(CLIENTS)}")
-    clients, errors = available_clients(wanted)
+    layout = Layout.choose(not args.no_pin)
+    rounds = args.rounds or (1 if args.quick else 3)
+    workloads = args.only or list(WORKLOADS)
+    subset = bool(args.only or args.clients or args.quick or args.set)
+    out = args.out or (RESULTS / "subset" if subset else RESULTS)
+    clients, errors = available_clients(args.clients or list(DEFAULT_CLIENTS))
     for note in errors:
         print(f"note: {note}", file=sys.stderr)
     pairs = plan(clients, workloads)
@@ -277,19 +312,19 @@ def main(argv: list[str] | None = None) -> int:
     load = wait_quiet(args.wait_quiet)
     if load > QUIET:
         print(f"warning: other processes keep {load:.0%} of a CPU busy; results will be noisy")
+    load_before = {"loadavg": os.getloadavg(), "busy_cores": load}
     started = time.monotonic()
     retried = 0
     with echo_server(args.server_impl, layout.server) as server:
         print(f"echo server: {server['impl']} on {server['loop']} (pid {server['pid']})")
         print(layout.describe())
         headroom = run_headroom(server, args.quick, layout.client)
-        for round_no in range(runs):
+        for round_no in range(rounds):
             if round_no and args.wait_quiet:
                 wait_quiet(args.wait_quiet)
             for workload in workloads:
                 order = [c for c in clients if (workload, c) in pairs]
                 shift = round_no % max(1, len(order))
-                cpu = layout.latency_client if workload == "latency" else layout.client
                 for client in order[shift:] + order[:shift]:
                     measure = functools.partial(
                         run_client,
@@ -298,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
                         server=server,
                         quick=args.quick,
                         overrides=args.set,
-                        cpu=cpu,
+                        cpu=layout.cpu_for(workload),
+                        asyncio_loop=args.asyncio_loop,
                     )
                     try:
                         result = measure_quietly(measure, args.retries, args.wait_quiet)
@@ -309,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                     results[workload][client].append(result)
                     retried += result.get("retries", 0)
                     print(
-                        f"[{time.monotonic() - started:6.1f}s] round {round_no + 1}/{runs} "
+                        f"[{time.monotonic() - started:6.1f}s] round {round_no + 1}/{rounds} "
                         f"{workload:17} {CLIENTS[client].label:18} "
                         f"{result['value']:12,.1f} {WORKLOADS[workload].unit}"
                         f"  (other CPU {result.get('other_cpu', 0):.0%})",
@@ -320,42 +356,38 @@ def main(argv: list[str] | None = None) -> int:
             again = run_headroom(server, args.quick, layout.client)
             if again and again["value"] > headroom["value"]:
                 headroom = again
+    elapsed = time.monotonic() - started
     params = Params.quick() if args.quick else Params()
     meta = {
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
         "python": platform.python_version(),
-        "versions": {
-            d: _version(d) for d in ("trio", "wsproto", "websockets", "trio-websocket", "picows")
-        },
+        "versions": {d: _version(d) for d in VERSIONED},
         "server": f"{server['impl']} on {server['loop']}",
+        "asyncio_loop": args.asyncio_loop,
         "layout": layout.describe(),
-        "runs": runs,
-        "params": (
-            f"latency {params.latency_count} x {params.latency_size} B; pipelined "
-            f"{params.pipelined_count:,} x {params.pipelined_size} B; large "
-            f"{params.large_count} x {params.large_size // 1024} KiB; handshakes "
-            f"{params.handshake_count}; memory {params.memory_connections} connections"
-            + (f"; overrides {' '.join(args.set)}" if args.set else "")
-        ),
+        "runs": rounds,
+        "params": params.describe() + (f"; overrides {' '.join(args.set)}" if args.set else ""),
         "server_headroom": headroom,
         "background_load": load,
+        "load_before": load_before,
+        "load_after": _machine_load(),
         "retried": retried,
         "errors": errors,
-        "elapsed_s": time.monotonic() - started,
+        "elapsed_s": elapsed,
+        "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
     }
     rows = report.aggregate(results)
     text = report.markdown(rows, meta)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latest.md").write_text(text)
-    (args.out / "latest.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
-    charted = report.chart(rows, args.out / "ratios.png")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.md").write_text(text)
+    document = {"meta": meta, "targets": report.target_rows(rows), "results": results}
+    (out / "latest.json").write_text(json.dumps(document, indent=1))
+    charted = report.chart(rows, out / "ratios.png")
     print()
     print(text)
-    print(
-        f"wrote {args.out / 'latest.md'}" + (f" and {args.out / 'ratios.png'}" if charted else "")
-    )
-    print(f"total {time.monotonic() - started:.0f}s")
+    print(f"wrote {out / 'latest.md'}" + (f" and {out / 'ratios.png'}" if charted else ""))
+    print(f"total {elapsed:.0f}s")
     return 1 if errors and not rows else 0
 
 

@@ -4,8 +4,13 @@ One process serves:
 
 * a WebSocket echo server (picows on asyncio when it is installed, otherwise the websockets
   asyncio server), echoing every data frame back with the same opcode and FIN bit,
-* a raw TCP echo server (asyncio protocol writing back whatever it reads), used for the
-  "raw trio TCP" ceiling, and
+* the same WebSocket echo over TLS (wss), with a certificate for 127.0.0.1 from a CA made
+  at start-up with trustme; the CA's PEM file is written to a temporary directory,
+* a websockets asyncio echo server with permessage-deflate (websockets' default parameters)
+  for the compressed workload; it closes with 1008 any connection that did not negotiate the
+  extension, so a client that silently sends uncompressed fails instead of looking cheap,
+* a raw TCP echo server and the same over TLS (asyncio protocol writing back whatever it
+  reads), used for the "raw trio TCP/TLS" ceiling, and
 * a CPU-time port: each connection gets this process's CPU seconds as text, so clients can
   measure the server's CPU use over exactly their timed section.
 
@@ -13,7 +18,8 @@ Usage: ``python -m bench.server [--impl auto|picows|websockets] [--loop auto|uvl
 [--cpu N]``.
 The event loop is uvloop when installed (``--loop auto``), else asyncio's default.
 Once listening it prints one JSON line ``{"impl": ..., "loop": ..., "ws_port": ...,
-"tcp_port": ..., "cpu_port": ..., "pid": ...}`` on stdout and serves until stdin is closed
+"wss_port": ..., "deflate_port": ..., "tcp_port": ..., "tls_port": ..., "cpu_port": ...,
+"ca_file": ..., "pid": ...}`` on stdout and serves until stdin is closed
 (or SIGTERM/SIGINT). :func:`echo_server` starts it from another process.
 """
 
@@ -26,8 +32,10 @@ import json
 import logging
 import os
 import signal
+import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,8 +61,8 @@ class _TcpEcho(asyncio.Protocol):
         self.transport.write(data)
 
 
-async def _start_picows(host: str) -> asyncio.Server:
-    """Start a picows echo server on an ephemeral port."""
+async def _start_picows(host: str, ssl_context: ssl.SSLContext | None) -> asyncio.Server:
+    """Start a picows echo server on an ephemeral port (over TLS with ``ssl_context``)."""
     from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_create_server
 
     # picows warns each time a client lets echoes pile up (pipelined workload): expected here.
@@ -78,14 +86,20 @@ async def _start_picows(host: str) -> asyncio.Server:
         websocket_handshake_timeout=None,
         enable_auto_ping=False,
         backlog=BACKLOG,
+        ssl=ssl_context,
     )
 
 
-async def _start_websockets(host: str) -> Any:
+async def _start_websockets(
+    host: str, ssl_context: ssl.SSLContext | None = None, *, deflate: bool = False
+) -> Any:
     """Start a websockets (asyncio implementation) echo server on an ephemeral port."""
     from websockets.asyncio.server import ServerConnection, serve
 
     async def echo(ws: ServerConnection) -> None:
+        if deflate and not ws.protocol.extensions:
+            await ws.close(1008, "permessage-deflate required")
+            return
         async for message in ws:
             await ws.send(message)
 
@@ -95,9 +109,22 @@ async def _start_websockets(host: str) -> Any:
         0,
         max_size=MAX_SIZE,
         ping_interval=None,
-        compression=None,
+        compression="deflate" if deflate else None,
         backlog=BACKLOG,
+        ssl=ssl_context,
     )
+
+
+def _server_tls(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server context for 127.0.0.1 from a new trustme CA, and the CA's PEM file."""
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = directory / "bench-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return context, ca_file
 
 
 async def _report_cpu(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -117,16 +144,25 @@ def resolve_impl(impl: str) -> str:
     return "picows"
 
 
-async def serve(impl: str, host: str) -> None:
-    """Run both echo servers until stdin reaches EOF or a termination signal arrives."""
+def _port(server: Any) -> int:
+    port: int = next(iter(server.sockets)).getsockname()[1]
+    return port
+
+
+async def serve(impl: str, host: str, directory: Path) -> None:
+    """Run the echo servers until stdin reaches EOF or a termination signal arrives."""
     impl = resolve_impl(impl)
     loop = asyncio.get_running_loop()
-    ws_server: Any = await (_start_picows(host) if impl == "picows" else _start_websockets(host))
-    tcp_server = await loop.create_server(_TcpEcho, host, 0, backlog=BACKLOG)
-    cpu_server = await asyncio.start_server(_report_cpu, host, 0)
-    ws_port = next(iter(ws_server.sockets)).getsockname()[1]
-    tcp_port = next(iter(tcp_server.sockets)).getsockname()[1]
-    cpu_port = cpu_server.sockets[0].getsockname()[1]
+    tls, ca_file = _server_tls(directory)
+    start_ws = _start_picows if impl == "picows" else _start_websockets
+    servers: dict[str, Any] = {
+        "ws_port": await start_ws(host, None),
+        "wss_port": await start_ws(host, tls),
+        "deflate_port": await _start_websockets(host, deflate=True),
+        "tcp_port": await loop.create_server(_TcpEcho, host, 0, backlog=BACKLOG),
+        "tls_port": await loop.create_server(_TcpEcho, host, 0, backlog=BACKLOG, ssl=tls),
+        "cpu_port": await asyncio.start_server(_report_cpu, host, 0),
+    }
 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -141,13 +177,13 @@ async def serve(impl: str, host: str) -> None:
     loop.add_reader(sys.stdin.fileno(), on_stdin)
 
     loop_name = type(loop).__module__.split(".")[0]
-    info = {"impl": impl, "loop": loop_name, "ws_port": ws_port, "tcp_port": tcp_port}
-    info.update(cpu_port=cpu_port, pid=os.getpid())
+    info: dict[str, Any] = {"impl": impl, "loop": loop_name}
+    info.update({name: _port(server) for name, server in servers.items()})
+    info.update(ca_file=str(ca_file), pid=os.getpid())
     print(json.dumps(info), flush=True)
     await stop.wait()
-    ws_server.close()
-    tcp_server.close()
-    cpu_server.close()
+    for server in servers.values():
+        server.close()
 
 
 def subprocess_env() -> dict[str, str]:
@@ -210,8 +246,8 @@ def main(argv: list[str] | None = None) -> None:
         except ImportError:
             if args.loop == "uvloop":
                 raise
-    with contextlib.suppress(KeyboardInterrupt):
-        runner(serve(args.impl, args.host))
+    with contextlib.suppress(KeyboardInterrupt), tempfile.TemporaryDirectory() as directory:
+        runner(serve(args.impl, args.host, Path(directory)))
 
 
 if __name__ == "__main__":
