@@ -49,6 +49,8 @@ def status_for_os_error(error: OSError) -> WebErrorStatus:
         from .certificates import status_for_verify_code
 
         return status_for_verify_code(error.verify_code)
+    if isinstance(error, ssl.SSLEOFError):  # the TCP connection ended without close_notify
+        return WebErrorStatus.DISCONNECTED
     if isinstance(error, ssl.SSLError):
         return WebErrorStatus.CONNECTION_ABORTED
     if error.errno in _ERRNO_STATUS:

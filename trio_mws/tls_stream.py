@@ -30,6 +30,9 @@ __all__ = ["CLOSE_NOTIFY_TIMEOUT", "RAW_RECEIVE_SIZE", "TlsStream"]
 RAW_RECEIVE_SIZE = 256 * 1024
 #: Plaintext bytes decrypted into the shared buffer before it is copied out (int).
 _PLAIN_BUFFER_SIZE = 1024 * 1024
+#: Plaintext bytes encrypted per transport write (int): big enough for few system calls, small
+#: enough that the outgoing BIO never holds a whole large message.
+_SEND_SLICE = 256 * 1024
 #: Seconds :meth:`TlsStream.aclose` waits to hand the close_notify alert to the transport
 #: (float): a peer that does not read must not hold closing up.
 CLOSE_NOTIFY_TIMEOUT = 1.0
@@ -260,8 +263,9 @@ class TlsStream(trio.abc.Stream):
     # -- sending -----------------------------------------------------------------------------
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        """Encrypt all of ``data`` and write it to the transport at once. Cancelling it may
-        leave the stream broken (part of a record written): close it then."""
+        """Encrypt ``data`` and write it to the transport: at once up to 256 KiB, in 256 KiB
+        slices beyond. Cancelling it may leave the stream broken (part of a record written):
+        close it then."""
         if self._sending:
             raise trio.BusyResourceError("another task is already sending on this stream")
         self._sending = True
@@ -272,22 +276,28 @@ class TlsStream(trio.abc.Stream):
             await trio.lowlevel.checkpoint_if_cancelled()
             waited = await self._acquire_writing()
             try:
-                if data:
-                    try:
-                        self.ssl_object.write(data)
-                    except ssl.SSLWantReadError as exc:
-                        # OpenSSL waits for the server's part of a renegotiation, which only
-                        # the receiving side reads: unsupported while sending.
-                        raise self._break(exc, "TLS renegotiation while sending") from exc
-                    except ssl.SSLError as exc:
-                        raise self._break(exc, "TLS error while sending") from exc
-                waited = await self._write_outgoing() or waited
+                view = memoryview(data)
+                for start in range(0, len(view), _SEND_SLICE):
+                    self._encrypt(view[start : start + _SEND_SLICE])
+                    waited = await self._write_outgoing() or waited
+                if not view:
+                    waited = await self._write_outgoing() or waited
             finally:
                 self._release_writing()
             if not waited:
                 await trio.lowlevel.cancel_shielded_checkpoint()
         finally:
             self._sending = False
+
+    def _encrypt(self, data: memoryview) -> None:
+        try:
+            self.ssl_object.write(data)
+        except ssl.SSLWantReadError as exc:
+            # OpenSSL waits for the server's part of a renegotiation, which only the
+            # receiving side reads: unsupported while sending.
+            raise self._break(exc, "TLS renegotiation while sending") from exc
+        except ssl.SSLError as exc:
+            raise self._break(exc, "TLS error while sending") from exc
 
     async def wait_send_all_might_not_block(self) -> None:
         """Wait until the transport may accept more data (``trio.abc.SendStream``)."""
