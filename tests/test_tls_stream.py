@@ -11,15 +11,20 @@ import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import cast
 
 import pytest
 import trio
 import trio.testing
 import trustme
 
-from trio_mws import WebErrorStatus
+import trio_mws
+from trio_mws import MessageWebSocketReceiveMode, WebErrorStatus
 from trio_mws.status import classify
 from trio_mws.tls_stream import CLOSE_NOTIFY_TIMEOUT, TlsStream
+
+from .mws_helpers import OP_BINARY, OP_TEXT
+from .rawserver import RawPeer, frame
 
 ServerHandler = Callable[[trio.SSLStream[trio.SocketStream]], Awaitable[None]]
 
@@ -408,3 +413,115 @@ async def test_aclose_while_another_task_sends(
             with trio.fail_after(5):
                 await stream.aclose()
         assert len(failures) == 1
+
+
+# -- through MessageWebSocket (wss://) -------------------------------------------------------
+
+
+class HoldingStream(trio.abc.Stream):
+    """The server's TCP stream; while ``held``, sends are kept and :meth:`release` writes
+    them with one call: TLS records made one by one reach the client as one burst."""
+
+    def __init__(self, tcp: trio.SocketStream) -> None:
+        self.tcp = tcp
+        self.held: list[bytes] | None = None
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self.held is not None:
+            self.held.append(bytes(data))
+            await trio.lowlevel.checkpoint()
+        else:
+            await self.tcp.send_all(data)
+
+    async def release(self) -> None:
+        held, self.held = self.held or [], None
+        await self.tcp.send_all(b"".join(held))
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.tcp.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        return bytes(await self.tcp.receive_some(max_bytes))
+
+    async def aclose(self) -> None:
+        await self.tcp.aclose()
+
+
+async def serve_wss(
+    context: ssl.SSLContext,
+    handler: Callable[[RawPeer, HoldingStream], Awaitable[None]],
+    *,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """A scripted wss:// server (one handler per connection) reporting its URL."""
+
+    async def run(tcp: trio.SocketStream) -> None:
+        holding = HoldingStream(tcp)
+        stream = trio.SSLStream(holding, context, server_side=True)
+        try:
+            await stream.do_handshake()
+            await handler(RawPeer(cast(trio.SocketStream, stream)), holding)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, EOFError):
+            pass
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, run, listeners)
+        task_status.started(f"wss://127.0.0.1:{listeners[0].socket.getsockname()[1]}/")
+
+
+async def test_partial_pieces_over_tls_are_not_one_record_each(
+    nursery: trio.Nursery, server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    """Issue 7 defect 11: a 1 MiB message sent as 4 KiB TLS records (nginx's default
+    buffer) came as ~256 PARTIAL_MESSAGE pieces of at most 4 KiB; what is already received
+    is now decrypted and delivered in pieces larger than one record."""
+    payload = os.urandom(1024 * 1024)
+    wire = frame(OP_BINARY, payload)
+    done = trio.Event()
+
+    async def handler(peer: RawPeer, holding: HoldingStream) -> None:
+        await peer.accept()
+        holding.held = []
+        for start in range(0, len(wire), 4096):
+            await peer.send(wire[start : start + 4096])  # one TLS record each
+        await holding.release()
+        await done.wait()
+
+    url = await nursery.start(serve_wss, server_context, handler)
+    async with trio_mws.open_message_websocket(
+        url,
+        receive_mode=MessageWebSocketReceiveMode.PARTIAL_MESSAGE,
+        ping_interval=None,
+        ssl_context=client_context,
+    ) as ws:
+        events = [await ws.receive()]
+        while not events[-1].is_message_complete:
+            events.append(await ws.receive())
+        done.set()
+        assert b"".join(event.data for event in events) == payload
+        assert max(len(event.data) for event in events) > 16 * 1024
+        assert len(events) < 100
+
+
+async def test_wss_server_gone_without_close_notify_is_disconnected(
+    nursery: trio.Nursery, server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    """A server that drops TCP with neither a close frame nor close_notify: DISCONNECTED,
+    as over plain TCP (it was CONNECTION_ABORTED)."""
+
+    async def handler(peer: RawPeer, holding: HoldingStream) -> None:
+        await peer.accept()
+        await peer.send(frame(OP_TEXT, b"bye"))
+        await holding.tcp.aclose()
+
+    url = await nursery.start(serve_wss, server_context, handler)
+    async with trio_mws.open_message_websocket(
+        url, ping_interval=None, ssl_context=client_context
+    ) as ws:
+        assert (await ws.receive()).text == "bye"
+        with pytest.raises(trio_mws.ConnectionClosed) as info:
+            await ws.receive()
+        assert info.value.status is WebErrorStatus.DISCONNECTED
