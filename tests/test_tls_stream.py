@@ -8,9 +8,12 @@ handshake and hands the server-side stream to a handler.
 from __future__ import annotations
 
 import os
+import shutil
 import ssl
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -525,3 +528,114 @@ async def test_wss_server_gone_without_close_notify_is_disconnected(
         with pytest.raises(trio_mws.ConnectionClosed) as info:
             await ws.receive()
         assert info.value.status is WebErrorStatus.DISCONNECTED
+
+
+# -- TLS 1.3 KeyUpdate, from OpenSSL's own server ------------------------------------------
+
+
+class OpenSslServer:
+    """``openssl s_server`` on 127.0.0.1 (TLS 1.3, ``-msg``): a line written to its stdin is
+    sent to the client, ``K`` sends a KeyUpdate that requests ours; its stdout (what the
+    client sent, and every TLS message) is collected in ``output``."""
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self.output = bytearray()
+        self._grew = trio.Event()
+
+    async def collect(self) -> None:
+        assert self.process.stdout is not None
+        while data := await self.process.stdout.receive_some():
+            self.output += data
+            self._grew.set()
+            self._grew = trio.Event()
+
+    async def wait_for(self, text: bytes) -> None:
+        with trio.fail_after(20):
+            while text not in self.output:
+                await self._grew.wait()
+
+    async def command(self, line: bytes) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send_all(line + b"\n")
+
+
+@asynccontextmanager
+async def openssl_server(ca: trustme.CA, tmp_path: Path) -> AsyncIterator[OpenSslServer]:
+    openssl = shutil.which("openssl")
+    assert openssl, "the KeyUpdate tests need the openssl command"
+    pem = tmp_path / "server.pem"
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(pem))
+    command = [openssl, "s_server", "-accept", "127.0.0.1:0", "-cert", str(pem)]
+    process = await trio.lowlevel.open_process(
+        [*command, "-tls1_3", "-msg", "-ign_eof"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    server = OpenSslServer(process)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.collect)
+            await server.wait_for(b"ACCEPT 127.0.0.1:")
+            await server.wait_for(b"\n")
+            yield server
+            nursery.cancel_scope.cancel()
+    finally:
+        process.kill()
+        await process.wait()
+
+
+def accepted_port(server: OpenSslServer) -> int:
+    return int(bytes(server.output).split(b"ACCEPT 127.0.0.1:")[1].split()[0])
+
+
+# How `openssl s_server -msg` shows a KeyUpdate it received (the last byte: 00, not requested).
+CLIENT_KEY_UPDATE = b"<<< TLS 1.3, Handshake [length 0005], KeyUpdate\n    18 00 00 01 00"
+
+
+async def test_a_requested_key_update_is_answered_before_the_next_data(
+    ca: trustme.CA, client_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    """OpenSSL answers a KeyUpdate that asks for ours with the next write (RFC 8446
+    4.6.3: before the next application data)."""
+    async with openssl_server(ca, tmp_path) as server:
+        tcp = await trio.open_tcp_stream("127.0.0.1", accepted_port(server))
+        stream = TlsStream(tcp, client_context, server_hostname="127.0.0.1")
+        await stream.do_handshake()
+        await server.command(b"K")
+        await server.command(b"hello")
+        assert await receive_exactly(stream, 6) == b"hello\n"
+        await stream.send_all(b"after the update\n")
+        await server.wait_for(b"after the update")
+        assert 0 < server.output.find(CLIENT_KEY_UPDATE) < server.output.find(b"after the")
+        await stream.aclose()
+
+
+async def test_key_update_while_another_task_sends(
+    ca: trustme.CA, client_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    """The reader's KeyUpdate answer goes out in order with a sender's records: the server
+    decrypts every line sent before and after it."""
+    async with openssl_server(ca, tmp_path) as server:
+        tcp = await trio.open_tcp_stream("127.0.0.1", accepted_port(server))
+        stream = TlsStream(tcp, client_context, server_hostname="127.0.0.1")
+        await stream.do_handshake()
+        halfway = trio.Event()
+
+        async def send_lines() -> None:
+            for index in range(2000):
+                await stream.send_all(b"line%05d\n" % index + b"." * 100)
+                if index == 1000:
+                    halfway.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send_lines)
+            await halfway.wait()
+            await server.command(b"K")
+            await server.command(b"hello")
+            assert await receive_exactly(stream, 6) == b"hello\n"
+        await server.wait_for(b"line01999")
+        assert CLIENT_KEY_UPDATE in server.output
+        assert b"bad record mac" not in server.output.lower()
+        await stream.aclose()
