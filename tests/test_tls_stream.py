@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import ssl
 import subprocess
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -639,3 +642,46 @@ async def test_key_update_while_another_task_sends(
         assert CLIENT_KEY_UPDATE in server.output
         assert b"bad record mac" not in server.output.lower()
         await stream.aclose()
+
+
+async def test_the_reader_sends_what_reading_produced(ca: trustme.CA) -> None:
+    """TLS 1.3 post-handshake authentication: the server asks for the client's certificate
+    after the handshake; reading that request makes OpenSSL write the certificate, which
+    ``receive_some`` sends although the client never calls ``send_all``."""
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca.configure_trust(server_context)
+    server_context.verify_mode = ssl.CERT_OPTIONAL  # asked after the handshake, with:
+    server_context.post_handshake_auth = True
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    ca.issue_cert("client@example.org").configure_cert(client_context)
+    client_context.post_handshake_auth = True
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen: list[object] = []
+
+    def serve_one() -> None:
+        connection, _ = listener.accept()
+        with server_context.wrap_socket(connection, server_side=True) as tls:
+            tls.verify_client_post_handshake()
+            tls.sendall(b"who are you?")  # the certificate request goes out with it
+            tls.settimeout(0.05)
+            deadline = time.monotonic() + 20
+            while not tls.getpeercert() and time.monotonic() < deadline:
+                try:
+                    tls.recv(1)  # processes the client's answer; no data comes
+                except TimeoutError:
+                    pass
+            seen.append(tls.getpeercert())
+
+    with listener:
+        thread = threading.Thread(target=serve_one)
+        thread.start()
+        try:
+            tcp = await trio.open_tcp_stream("127.0.0.1", listener.getsockname()[1])
+            async with TlsStream(tcp, client_context, server_hostname="127.0.0.1") as stream:
+                assert await receive_exactly(stream, 12) == b"who are you?"
+                await trio.to_thread.run_sync(thread.join, 30)
+        finally:
+            thread.join(30)
+    assert seen and seen[0], "the server never received the client's certificate"

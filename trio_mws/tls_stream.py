@@ -65,8 +65,9 @@ class TlsStream(trio.abc.Stream):
     was not). One task at a time may receive and one may send (``trio.BusyResourceError``
     otherwise). Failures raise ``trio.BrokenResourceError`` with the ``ssl.SSLError`` as its
     ``__cause__``; an EOF without the peer's close_notify is ``ssl.SSLEOFError``.
-    Renegotiation (TLS 1.2) started by the server is completed while receiving; a send that
-    meets one in progress raises ``trio.BrokenResourceError``.
+    What reading makes OpenSSL send (TLS 1.2 renegotiation, TLS 1.3 post-handshake
+    authentication) is sent by the reader, or by a sender busy at that moment; a send that
+    meets a renegotiation in progress raises ``trio.BrokenResourceError`` (not supported).
     """
 
     def __init__(
@@ -215,12 +216,15 @@ class TlsStream(trio.abc.Stream):
         return b"" if self._peer_closed else None
 
     async def _answer(self) -> None:
-        """Send what reading produced (a KeyUpdate's answer, a renegotiation message), unless
-        a writer is busy: it sends it after its own data."""
+        """Send what reading produced (a renegotiation or post-handshake authentication
+        message), unless a writer is busy: it sends it after its own data. Shielded (bounded
+        by :data:`CLOSE_NOTIFY_TIMEOUT`) so that cancelling a receive never leaves half an
+        answer written, which would break the stream."""
         if self._outgoing.pending and not self._writing:
             self._writing = True
             try:
-                await self._write_outgoing()
+                with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_NOTIFY_TIMEOUT):
+                    await self._write_outgoing()
             finally:
                 self._release_writing()
 
