@@ -593,8 +593,10 @@ def accepted_port(server: OpenSslServer) -> int:
     return int(bytes(server.output).split(b"ACCEPT 127.0.0.1:")[1].split()[0])
 
 
-# How `openssl s_server -msg` shows a KeyUpdate it received (the last byte: 00, not requested).
+# How `openssl s_server -msg` shows the KeyUpdate it received (the last byte: 00, not
+# requested) and the one it sent (01: update requested).
 CLIENT_KEY_UPDATE = b"<<< TLS 1.3, Handshake [length 0005], KeyUpdate\n    18 00 00 01 00"
+SERVER_KEY_UPDATE = b">>> TLS 1.3, Handshake [length 0005], KeyUpdate\n    18 00 00 01 01"
 
 
 async def test_a_requested_key_update_is_answered_before_the_next_data(
@@ -607,6 +609,7 @@ async def test_a_requested_key_update_is_answered_before_the_next_data(
         stream = TlsStream(tcp, client_context, server_hostname="127.0.0.1")
         await stream.do_handshake()
         await server.command(b"K")
+        await server.wait_for(SERVER_KEY_UPDATE)  # s_server reads a command line alone
         await server.command(b"hello")
         assert await receive_exactly(stream, 6) == b"hello\n"
         await stream.send_all(b"after the update\n")
@@ -636,6 +639,7 @@ async def test_key_update_while_another_task_sends(
             nursery.start_soon(send_lines)
             await halfway.wait()
             await server.command(b"K")
+            await server.wait_for(SERVER_KEY_UPDATE)  # s_server reads a command line alone
             await server.command(b"hello")
             assert await receive_exactly(stream, 6) == b"hello\n"
         await server.wait_for(b"line01999")
@@ -685,3 +689,31 @@ async def test_the_reader_sends_what_reading_produced(ca: trustme.CA) -> None:
         finally:
             thread.join(30)
     assert seen and seen[0], "the server never received the client's certificate"
+
+
+async def test_wss_handshake_honours_the_connect_timeout(
+    nursery: trio.Nursery, client_context: ssl.SSLContext, autojump_clock: object
+) -> None:
+    """A server that accepts TCP and never answers the ClientHello: TIMEOUT after
+    ``connect_timeout``, and the socket is closed."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    accepted: list[trio.SocketStream] = []
+
+    async def silent(tcp: trio.SocketStream) -> None:
+        async with tcp:
+            accepted.append(tcp)
+            await trio.sleep_forever()
+
+    nursery.start_soon(trio.serve_listeners, silent, listeners)
+    url = f"wss://127.0.0.1:{listeners[0].socket.getsockname()[1]}/"
+    start = trio.current_time()
+    with pytest.raises(trio_mws.ConnectError) as info:
+        async with trio_mws.open_message_websocket(
+            url, connect_timeout=7, ssl_context=client_context
+        ):
+            pass
+    assert info.value.status is WebErrorStatus.TIMEOUT
+    assert trio.current_time() - start == pytest.approx(7)
+    with trio.fail_after(5):  # the ClientHello, then the client's close
+        while await accepted[0].receive_some():
+            pass
