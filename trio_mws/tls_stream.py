@@ -51,6 +51,7 @@ _buffers = _Buffers()
 
 
 def _descriptor(stream: trio.abc.Stream) -> int | None:
+    # transport.direct_descriptor's rule (transport imports this module, not the reverse):
     # os.read/os.write do not work on Windows sockets; a TLS transport needs its own methods.
     if isinstance(stream, trio.SocketStream) and os.name == "posix":
         return stream.socket.fileno()
