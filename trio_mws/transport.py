@@ -9,7 +9,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import trio
 from cryptography import x509
@@ -30,6 +30,7 @@ from .network_access import ALL_NETWORKS, check_address, refusal
 from .status import classify, status_for_os_error
 from .timings import TimingRecorder
 from .tls_contexts import proxy_context, tls_setup
+from .tls_stream import TlsStream
 
 __all__ = [
     "TlsInfo",
@@ -224,28 +225,14 @@ def _address(query: Callable[[], object]) -> tuple[str, int] | None:
 
 def socket_stream_of(stream: trio.abc.Stream) -> trio.SocketStream:
     """The TCP stream under ``stream`` (TLS to the server, maybe inside TLS to a proxy)."""
-    while isinstance(stream, trio.SSLStream):
+    while isinstance(stream, TlsStream):
         stream = stream.transport_stream
     assert isinstance(stream, trio.SocketStream)
     return stream
 
 
-class _ObservedContext:
-    """Stands in for an ``ssl.SSLContext`` given to ``trio.SSLStream``, which only calls its
-    public ``wrap_bio``: we keep the ``ssl.SSLObject`` (trio keeps its own private) to read
-    the chain the server sent, without changing the user's context."""
-
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self.context = context
-        self.ssl_object: ssl.SSLObject | None = None
-
-    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
-        self.ssl_object = self.context.wrap_bio(*args, **kwargs)
-        return self.ssl_object
-
-
 def _received_chain(
-    stream: trio.SSLStream[Any], ssl_object: ssl.SSLObject | None
+    stream: TlsStream,
 ) -> tuple[x509.Certificate | None, tuple[x509.Certificate, ...]]:
     """The leaf and the intermediates the server sent on this connection.
 
@@ -253,10 +240,11 @@ def _received_chain(
     the leaf is readable (``getpeercert(binary_form=True)``): no intermediates are reported,
     and our own validation must find the leaf's issuer among the trust anchors.
     """
+    ssl_object = stream.ssl_object
     getter = getattr(ssl_object, "get_unverified_chain", None)
     chain: list[bytes] = list(getter() or []) if getter is not None else []
     if not chain:
-        der = stream.getpeercert(binary_form=True)
+        der = ssl_object.getpeercert(binary_form=True)
         chain = [der] if der else []
     if not chain:
         return None, ()
@@ -264,7 +252,7 @@ def _received_chain(
     return certificates[0], tuple(certificates[1:])
 
 
-async def _handshake(stream: trio.SSLStream[Any], host: str) -> None:
+async def _handshake(stream: TlsStream, host: str) -> None:
     try:
         await stream.do_handshake()
     except trio.BrokenResourceError as exc:
@@ -283,11 +271,11 @@ async def _handshake(stream: trio.SSLStream[Any], host: str) -> None:
 
 async def start_proxy_tls(
     transport: trio.SocketStream, host: str, control: MessageWebSocketControl
-) -> trio.SSLStream[trio.SocketStream]:
+) -> TlsStream:
     """TLS to an ``https://`` proxy, verified by OpenSSL against ``control.proxy_ssl_context``
     (default: the system's trust). Closes ``transport`` on failure."""
     try:
-        stream = trio.SSLStream(transport, await proxy_context(control), server_hostname=host)
+        stream = TlsStream(transport, await proxy_context(control), server_hostname=host)
         await _handshake(stream, f"proxy {host}")
     except BaseException:
         await trio.aclose_forcefully(transport)
@@ -300,7 +288,7 @@ async def start_tls(
     host: str,
     control: MessageWebSocketControl,
     validator: CustomValidator | None,
-) -> tuple[trio.SSLStream[trio.abc.Stream], TlsInfo]:
+) -> tuple[TlsStream, TlsInfo]:
     """Run the TLS handshake on ``transport``, validate and apply the user's policy.
 
     Without ``control.ignorable_server_certificate_errors`` OpenSSL verifies during the
@@ -313,11 +301,10 @@ async def start_tls(
     except BaseException:
         await trio.aclose_forcefully(transport)
         raise
-    observed = _ObservedContext(setup.context)
-    stream = trio.SSLStream(transport, cast(ssl.SSLContext, observed), server_hostname=host)
+    stream = TlsStream(transport, setup.context, server_hostname=host)
     try:
         await _handshake(stream, host)
-        leaf, intermediates = _received_chain(stream, observed.ssl_object)
+        leaf, intermediates = _received_chain(stream)
         if leaf is None:
             raise CertificateError(
                 f"{host} sent no certificate",
