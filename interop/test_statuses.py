@@ -164,6 +164,25 @@ async def test_nginx_expired_certificate(nginx: Nginx, client_context: ssl.SSLCo
     assert ChainValidationResult.EXPIRED in error.errors
 
 
+@pytest.mark.interop("certificate statuses", peer="nginx-tls")
+async def test_nginx_every_error_of_the_chain_is_reported(nginx: Nginx) -> None:
+    # System trust (it does not know the test CA) against the expired certificate: two
+    # errors. Without tolerated errors OpenSSL verifies and stops at its first; tolerating
+    # that one makes the client validate the chain itself, which lists every error, and the
+    # expired certificate still fails the connection.
+    url = f"wss://localhost:{nginx.expired_port}/echo"
+    with trio.fail_after(TIMEOUT):
+        error = await _connect_error(url, proxy=None)
+        assert isinstance(error, trio_mws.CertificateError)
+        assert ChainValidationResult.UNTRUSTED in error.errors
+        tolerated = await _connect_error(
+            url, proxy=None, ignorable_server_certificate_errors=[ChainValidationResult.UNTRUSTED]
+        )
+    assert isinstance(tolerated, trio_mws.CertificateError)
+    assert tolerated.status == Status.CERTIFICATE_EXPIRED
+    assert {ChainValidationResult.UNTRUSTED, ChainValidationResult.EXPIRED} <= set(tolerated.errors)
+
+
 # --- tinyproxy: HTTP CONNECT with Basic auth ------------------------------------------
 
 
