@@ -221,7 +221,10 @@ class ClientEngine:
         self._message_compressed = False
         self._message_size = 0
         self._message_frames = 0
-        self._message = bytearray()  # FULL mode's reassembly
+        # FULL mode's reassembly: the message's pieces, joined once at its end (a bytearray
+        # grown piece by piece and copied out costs two copies and its reallocations; a piece
+        # that is a whole read is kept as it is, so most bytes are copied once).
+        self._message: list[bytes] = []
         self._validator: Utf8Validator | None = None
         # PARTIAL mode: the piece being coalesced (text: may end in an incomplete character).
         self._parts: list[bytes] = []
@@ -299,11 +302,11 @@ class ClientEngine:
                     pos = stop
                     left -= stop - start
                     self._frame_left = left
+                    # A read that is all payload is used as it is (bytes: never changes).
+                    chunk = data if stop - start == end else data[start:stop]
                     if not (self._partial or self._validator or self._message_compressed):
-                        # FULL binary: copied once, into the message
-                        self._full_binary_data(memoryview(data)[start:stop], not left)
+                        self._full_binary_data(chunk, not left)
                         continue
-                    chunk = data[start:stop]
                     if not self._frame_data(chunk, not left):
                         self._hold(data[pos:])
                         return
@@ -557,32 +560,30 @@ class ClientEngine:
             message = self._message
             if fin:
                 if message:
-                    message += data
-                    data = bytes(message)
+                    message.append(data)
+                    data = b"".join(message)
                     message.clear()
                 self._emit(data, True)
             elif data:
-                message += data
+                message.append(data)
         if fin:
             self._message_opcode = 0
             self._validator = None
             if self._message_compressed:
                 self._decompressor.end_message()  # type: ignore[union-attr]
 
-    def _full_binary_data(self, data: memoryview, frame_end: bool) -> None:
-        """FULL mode, an uncompressed binary message's next bytes (a view of the input)."""
+    def _full_binary_data(self, data: bytes, frame_end: bool) -> None:
+        """FULL mode, an uncompressed binary message's next bytes."""
         message = self._message
         if frame_end and self._frame_fin:
             if message:
-                message += data
-                payload = bytes(message)
+                message.append(data)
+                data = b"".join(message)
                 message.clear()
-            else:
-                payload = bytes(data)
-            self._emit(payload, True)
+            self._emit(data, True)
             self._message_opcode = 0
         elif data:
-            message += data
+            message.append(data)
 
     def _flush_partial(self, fin: bool, batch_end: bool) -> None:
         """PARTIAL mode: emit the coalesced data as pieces of at most ``piece_limit`` bytes
