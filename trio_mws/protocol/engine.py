@@ -221,10 +221,8 @@ class ClientEngine:
         self._message_compressed = False
         self._message_size = 0
         self._message_frames = 0
-        # FULL mode's reassembly: the message's pieces, joined once at its end (a bytearray
-        # grown piece by piece and copied out costs two copies and its reallocations; a piece
-        # that is a whole read is kept as it is, so most bytes are copied once).
-        self._message: list[bytes] = []
+        # FULL mode's reassembly (see _keep): the message's pieces, joined once at its end.
+        self._message: list[bytes | bytearray] = []
         self._validator: Utf8Validator | None = None
         # PARTIAL mode: the piece being coalesced (text: may end in an incomplete character).
         self._parts: list[bytes] = []
@@ -560,12 +558,12 @@ class ClientEngine:
             message = self._message
             if fin:
                 if message:
-                    message.append(data)
+                    _keep(message, data)
                     data = b"".join(message)
                     message.clear()
                 self._emit(data, True)
             elif data:
-                message.append(data)
+                _keep(message, data)
         if fin:
             self._message_opcode = 0
             self._validator = None
@@ -577,13 +575,13 @@ class ClientEngine:
         message = self._message
         if frame_end and self._frame_fin:
             if message:
-                message.append(data)
+                _keep(message, data)
                 data = b"".join(message)
                 message.clear()
             self._emit(data, True)
             self._message_opcode = 0
         elif data:
-            message.append(data)
+            _keep(message, data)
 
     def _flush_partial(self, fin: bool, batch_end: bool) -> None:
         """PARTIAL mode: emit the coalesced data as pieces of at most ``piece_limit`` bytes
@@ -766,6 +764,23 @@ class ClientEngine:
         output = self._output
         self._output = []
         return output
+
+
+#: FULL mode: pieces of a message under this many bytes are gathered in a bytearray.
+_SMALL_PIECE = 4096
+
+
+def _keep(message: list[bytes | bytearray], data: bytes) -> None:
+    """Add ``data`` to a message being reassembled. Large pieces are kept as they are (a
+    read that is all payload is not copied before the final join); small ones are gathered
+    in a bytearray, so a message of many tiny frames costs memory in proportion to its
+    bytes, not an object per frame."""
+    if len(data) >= _SMALL_PIECE:
+        message.append(data)
+    elif message and type(message[-1]) is bytearray:
+        message[-1] += data
+    else:
+        message.append(bytearray(data))
 
 
 def _close_payload(code: int | None, reason: str) -> bytes:
