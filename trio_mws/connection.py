@@ -27,6 +27,9 @@ from .control import MessageWebSocketControl
 from .enums import SocketMessageType, WebErrorStatus, WebSocketState
 from .errors import ConnectionClosed, MessageTooBig
 from .events import Closed, MessageReceived
+from .events import _set_data as set_data
+from .events import _set_is_message_complete as set_complete
+from .events import _set_message_type as set_type
 from .information import MessageWebSocketInformation
 from .protocol import (
     ClientEngine,
@@ -39,7 +42,7 @@ from .protocol import (
 from .socket_io import TRANSPORT_ERRORS, SocketIO
 from .status import classify
 
-__all__ = ["SCHEDULE_AFTER", "SCHEDULE_EVERY", "Connection", "PingWaiter"]
+__all__ = ["SCHEDULE_AFTER", "SCHEDULE_EVERY", "Connection", "DoneSignal", "PingWaiter"]
 
 logger = logging.getLogger("trio_mws")
 
@@ -49,6 +52,39 @@ SCHEDULE_EVERY = 32
 SCHEDULE_AFTER = 0.001
 #: Seconds given to flushing a final close frame and draining after a failure.
 FLUSH_TIMEOUT = 1.0
+# Builds a MessageReceived per message received without an __init__ call (see _feed).
+_new_object = object.__new__
+
+
+class DoneSignal:
+    """Set once, when the socket is closed for good; like ``trio.Event``, but its
+    ``trio.Event`` (~0.3 KiB with its set of waiters) is made only when a task waits: most
+    connections are never waited on before they are done."""
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: trio.Event | None = None
+
+    def is_set(self) -> bool:
+        """Whether :meth:`set` was called."""
+        return self._set
+
+    def set(self) -> None:
+        """Set the signal and wake every waiting task (idempotent)."""
+        self._set = True
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> None:
+        """Wait until the signal is set (a checkpoint even when it is set already)."""
+        if self._set:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._event is None:
+            self._event = trio.Event()
+        await self._event.wait()
 
 
 class PingWaiter:
@@ -129,7 +165,7 @@ class Connection:
         control: MessageWebSocketControl,
         information: MessageWebSocketInformation,
         nursery: trio.Nursery,
-        done: trio.Event,
+        done: DoneSignal,
     ) -> None:
         #: The sans-I/O engine: its state is the connection's state.
         self.engine = engine
@@ -249,10 +285,12 @@ class Connection:
         return len(payload)
 
     def _send_frame(self, kind: SocketMessageType, payload: bytes, fin: bool) -> None:
-        self.engine.send_data(kind, payload, fin=fin)
-        self._write_output()
+        # _write_output inlined: this runs once per frame sent.
+        engine = self.engine
+        engine.send_data(kind, payload, fin=fin)
+        self.io.write(engine.data_to_send())
         info = self.information
-        info.bytes_sent = self.engine.bytes_sent
+        info.bytes_sent = engine.bytes_sent
         if fin:
             info.messages_sent += 1
 
@@ -460,9 +498,16 @@ class Connection:
             self._write_output()  # pongs, the close echo, a failure's close frame
             for event in events:
                 if type(event) is DataReceived:
+                    # MessageReceived(...) without the cost of a Python __init__ call
+                    message = _new_object(MessageReceived)
+                    set_type(message, event.message_type)
+                    set_data(message, event.data)
                     if event.fin:
                         info.messages_received += 1
-                    await self._deliver(MessageReceived(event.message_type, event.data, event.fin))
+                        set_complete(message, True)
+                    else:
+                        set_complete(message, False)
+                    await self._deliver(message)
                 elif type(event) is PongReceived:
                     self._on_pong(event.payload)
                 elif type(event) is CloseReceived:

@@ -15,7 +15,7 @@ from typing import Any
 import trio
 
 from .certificates import CustomValidator
-from .connection import Connection
+from .connection import Connection, DoneSignal
 from .control import MessageWebSocketControl
 from .enums import MessageWebSocketReceiveMode, SocketMessageType, WebErrorStatus, WebSocketState
 from .errors import ConnectError, ConnectionClosed
@@ -100,7 +100,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         self._connect_scope: trio.CancelScope | None = None  # while connect() runs
         self._connection: Connection | None = None
         self._closed_unconnected = False  # close() before a connection was made
-        self._done = trio.Event()  # the socket is closed for good
+        self._done = DoneSignal()  # the socket is closed for good
 
     # -- state -------------------------------------------------------------------------------
 

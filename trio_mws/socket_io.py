@@ -91,7 +91,9 @@ class SocketIO:
         self.broken = False
         #: Whether :meth:`aclose` ran.
         self.closed = False
-        self._read_size = RECEIVE_SIZE
+        # 0: wait until readable before the first read. A read that fails with
+        # BlockingIOError keeps a frame object alive in the idle reader (~0.2 KiB).
+        self._read_size = 0
         self._nursery: trio.Nursery | None = None
         self._on_error: Callable[[BaseException], None] | None = None
         self._chunks: list[Chunk] = []
@@ -121,6 +123,7 @@ class SocketIO:
         if fd is None:
             if self.closed:
                 raise trio.ClosedResourceError("the socket was closed")
+            size = size or RECEIVE_SIZE
             received = bytes(await self.stream.receive_some(size))
             # A TLS stream hands out what it has decrypted; a full answer means more waits.
             self._read_size = BULK_RECEIVE_SIZE if len(received) >= size else RECEIVE_SIZE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -219,6 +220,28 @@ def test_full_empty_continuation_frames_are_bounded() -> None:
     assert error.reason == "message too big"
     assert f"over {DEFAULT_MAX_FRAGMENTS} frames" in error.message
     assert engine.state is WebSocketState.CLOSED
+
+
+@pytest.mark.parametrize("opcode", [OP_BINARY, OP_TEXT])
+def test_full_tiny_fragments_cost_memory_in_proportion_to_their_bytes(opcode: int) -> None:
+    """A message of 100,000 two-byte frames (200 KB) is held in about that much memory while
+    it is reassembled, not in an object per frame (~40 bytes of overhead each)."""
+    engine = full(max_fragments=200_000)
+    wire = server_frame(opcode, b"a", fin=False)
+    wire += server_frame(OP_CONTINUATION, b"bb", fin=False) * 100_000
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        events = feed(engine, wire, step=65536)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert events == []  # the message is not finished: all of it is held
+    assert held < 600_000, f"{held} bytes held for a 200,001-byte partial message"
+    end = feed(engine, server_frame(OP_CONTINUATION, b"c"))
+    assert end == [
+        DataReceived(BINARY if opcode == OP_BINARY else TEXT, b"a" + b"bb" * 100_000 + b"c", True)
+    ]
 
 
 def test_max_fragments_is_configurable() -> None:

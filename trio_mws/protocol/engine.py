@@ -221,7 +221,8 @@ class ClientEngine:
         self._message_compressed = False
         self._message_size = 0
         self._message_frames = 0
-        self._message = bytearray()  # FULL mode's reassembly
+        # FULL mode's reassembly (see _keep): the message's pieces, joined once at its end.
+        self._message: list[bytes | bytearray] = []
         self._validator: Utf8Validator | None = None
         # PARTIAL mode: the piece being coalesced (text: may end in an incomplete character).
         self._parts: list[bytes] = []
@@ -299,11 +300,11 @@ class ClientEngine:
                     pos = stop
                     left -= stop - start
                     self._frame_left = left
+                    # A read that is all payload is used as it is (bytes: never changes).
+                    chunk = data if stop - start == end else data[start:stop]
                     if not (self._partial or self._validator or self._message_compressed):
-                        # FULL binary: copied once, into the message
-                        self._full_binary_data(memoryview(data)[start:stop], not left)
+                        self._full_binary_data(chunk, not left)
                         continue
-                    chunk = data[start:stop]
                     if not self._frame_data(chunk, not left):
                         self._hold(data[pos:])
                         return
@@ -557,32 +558,30 @@ class ClientEngine:
             message = self._message
             if fin:
                 if message:
-                    message += data
-                    data = bytes(message)
+                    _keep(message, data)
+                    data = b"".join(message)
                     message.clear()
                 self._emit(data, True)
             elif data:
-                message += data
+                _keep(message, data)
         if fin:
             self._message_opcode = 0
             self._validator = None
             if self._message_compressed:
                 self._decompressor.end_message()  # type: ignore[union-attr]
 
-    def _full_binary_data(self, data: memoryview, frame_end: bool) -> None:
-        """FULL mode, an uncompressed binary message's next bytes (a view of the input)."""
+    def _full_binary_data(self, data: bytes, frame_end: bool) -> None:
+        """FULL mode, an uncompressed binary message's next bytes."""
         message = self._message
         if frame_end and self._frame_fin:
             if message:
-                message += data
-                payload = bytes(message)
+                _keep(message, data)
+                data = b"".join(message)
                 message.clear()
-            else:
-                payload = bytes(data)
-            self._emit(payload, True)
+            self._emit(data, True)
             self._message_opcode = 0
         elif data:
-            message += data
+            _keep(message, data)
 
     def _flush_partial(self, fin: bool, batch_end: bool) -> None:
         """PARTIAL mode: emit the coalesced data as pieces of at most ``piece_limit`` bytes
@@ -765,6 +764,23 @@ class ClientEngine:
         output = self._output
         self._output = []
         return output
+
+
+#: FULL mode: pieces of a message under this many bytes are gathered in a bytearray.
+_SMALL_PIECE = 4096
+
+
+def _keep(message: list[bytes | bytearray], data: bytes) -> None:
+    """Add ``data`` to a message being reassembled. Large pieces are kept as they are (a
+    read that is all payload is not copied before the final join); small ones are gathered
+    in a bytearray, so a message of many tiny frames costs memory in proportion to its
+    bytes, not an object per frame."""
+    if len(data) >= _SMALL_PIECE:
+        message.append(data)
+    elif message and type(message[-1]) is bytearray:
+        message[-1] += data
+    else:
+        message.append(bytearray(data))
 
 
 def _close_payload(code: int | None, reason: str) -> bytes:
