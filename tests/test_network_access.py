@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
@@ -320,3 +322,78 @@ def test_network_access_field_validation() -> None:
         control.network_access = NetworkAccess(0)
     with pytest.raises(TypeError):
         control.proxy_resolves_names_trusted = 1  # type: ignore[assignment]
+
+
+async def test_forbidden_addresses_are_never_dialled_even_with_the_default_access(
+    nursery: trio.Nursery,
+) -> None:
+    # 0.0.0.0 reaches the local machine on Linux: "never allowed" must hold by default too.
+    url, accepted = await _count_connections(nursery)
+    port = urlsplit(url).port
+    with pytest.raises(trio_mws.NetworkAccessDenied) as caught:
+        async with trio_mws.open_message_websocket(f"ws://0.0.0.0:{port}/"):
+            pass  # pragma: no cover - refused
+    assert caught.value.status is trio_mws.WebErrorStatus.CANNOT_CONNECT
+    assert "0.0.0.0" in str(caught.value)
+    await trio.testing.wait_all_tasks_blocked()
+    assert accepted == []
+
+
+async def test_a_refused_address_is_not_retried(nursery: trio.Nursery) -> None:
+    url, accepted = await _count_connections(nursery)
+    calls = 0
+
+    async def handler(ws: trio_mws.MessageWebSocket) -> None:
+        nonlocal calls
+        calls += 1  # pragma: no cover - never connects
+
+    with trio.fail_after(5), pytest.raises(trio_mws.NetworkAccessDenied):
+        await trio_mws.run_reconnecting(url, handler, network_access=INTERNET)
+    assert calls == 0 and accepted == []
+
+
+_NO_DESCRIPTORS_LEFT = """
+import os, resource, socket, trio, trio_mws
+
+class Two(trio.abc.HostnameResolver):
+    async def getaddrinfo(self, host, port, family=0, type=0, proto=0, flags=0):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", int(port))),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", int(port)))]
+    async def getnameinfo(self, sockaddr, flags):
+        raise OSError
+
+async def main():
+    trio.socket.set_custom_hostname_resolver(Two())
+    "two.test".encode("idna")  # load the codec now: no file can be opened later
+    hog = []
+    try:
+        while True:
+            hog.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+    try:
+        async with trio_mws.open_message_websocket("ws://two.test:9/"):
+            pass
+    except trio_mws.ConnectError as exc:
+        print("ConnectError", exc.status.name, repr(exc.__cause__))
+    finally:
+        for fd in hog:
+            os.close(fd)
+
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+trio.run(main)
+"""
+
+
+def test_a_socket_that_cannot_be_made_is_a_connect_error_not_a_group() -> None:
+    # Every descriptor in use: each happy-eyeballs attempt fails to create its socket.
+    result = subprocess.run(
+        [sys.executable, "-c", _NO_DESCRIPTORS_LEFT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("ConnectError"), result.stdout + result.stderr[-2000:]
+    assert "Too many open files" in result.stdout  # the sockets could not be made

@@ -19,16 +19,19 @@ from .mws_helpers import (
     OP_CLOSE,
     OP_CONTINUATION,
     OP_PING,
+    OP_PONG,
     OP_TEXT,
     PROMPTLY,
     ClientFrame,
     ServerLog,
     StartServer,
+    answer_close,
+    close_frame,
     read_frame,
     recording_server,
     reset_connection,
 )
-from .rawserver import RawPeer
+from .rawserver import RawPeer, frame
 
 UTF8 = SocketMessageType.UTF8
 BINARY = SocketMessageType.BINARY
@@ -492,3 +495,45 @@ async def test_every_send_after_close_raises_connection_closed(echo_url: str) ->
             await ws.output_stream.send_all(b"stream")
         with pytest.raises(ConnectionClosed):
             await ws.ping()
+
+
+async def test_a_message_of_more_than_1024_pieces_reaches_the_server(
+    raw_server: StartServer,
+) -> None:
+    # 70 MiB masked in 64 KiB pieces: more buffers than one writev takes (IOV_MAX, 1024).
+    message = bytes(70 * 1024 * 1024)
+    received: list[int] = []
+
+    async def handler(peer: RawPeer) -> None:
+        await peer.accept()
+        received.append(len((await peer.read_client_frame()).payload))
+        await answer_close(peer, ServerLog())
+
+    url = await raw_server(handler)
+    with trio.fail_after(60):
+        async with trio_mws.open_message_websocket(url, max_message_size=None) as ws:
+            await ws.send(message)
+            assert ws.state is trio_mws.WebSocketState.OPEN
+    assert received == [len(message)]
+
+
+async def test_a_flood_of_pings_in_one_read_is_answered(raw_server: StartServer) -> None:
+    count = 3000
+    pongs: list[bytes] = []
+
+    async def handler(peer: RawPeer) -> None:
+        await peer.accept()
+        await peer.send(b"".join(frame(OP_PING, b"%d" % n) for n in range(count)))
+        while len(pongs) < count:
+            pong = await peer.read_client_frame()
+            assert pong.opcode == OP_PONG
+            pongs.append(pong.payload)
+        await peer.send(close_frame(1000))
+        await answer_close(peer, ServerLog())
+
+    url = await raw_server(handler)
+    with trio.fail_after(30):
+        async with trio_mws.open_message_websocket(url) as ws:
+            async for _ in ws:
+                pass  # pragma: no cover - no message
+    assert pongs == [b"%d" % n for n in range(count)]

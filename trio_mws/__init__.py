@@ -20,6 +20,7 @@ from .errors import (
     ConnectionClosed,
     HandshakeError,
     MessageTooBig,
+    NetworkAccessDenied,
     WebSocketError,
 )
 from .events import Closed, MessageReceived
@@ -49,6 +50,7 @@ __all__ = [
     "MessageWebSocketInformation",
     "MessageWebSocketReceiveMode",
     "NetworkAccess",
+    "NetworkAccessDenied",
     "PasswordCredential",
     "RetryPolicy",
     "ServerCustomValidationRequest",

@@ -19,6 +19,7 @@ __all__ = [
     "ConnectionClosed",
     "HandshakeError",
     "MessageTooBig",
+    "NetworkAccessDenied",
     "WebSocketError",
 ]
 
@@ -57,6 +58,11 @@ class ConnectError(WebSocketError):
 
     #: Where the failed opening's time went, as far as it got (set by ``connect``).
     timings: ConnectTimings | None = None
+
+
+class NetworkAccessDenied(ConnectError):
+    """``control.network_access`` refused the address (status ``CANNOT_CONNECT``): nothing
+    was sent to it. Final by nature: ``RetryPolicy`` never retries it."""
 
 
 class HandshakeError(ConnectError):

@@ -28,7 +28,7 @@ import enum
 import ipaddress
 
 from .enums import WebErrorStatus
-from .errors import ConnectError
+from .errors import NetworkAccessDenied
 
 __all__ = ["ALL_NETWORKS", "NetworkAccess", "address_class", "check_address", "refusal"]
 
@@ -136,11 +136,12 @@ def refusal(address: str | IPAddress, allowed: NetworkAccess) -> str | None:
 
 
 def check_address(address: str | IPAddress, allowed: NetworkAccess) -> None:
-    """Raise :class:`~trio_mws.ConnectError` (status ``CANNOT_CONNECT``) naming the address
-    and the missing access when ``allowed`` does not cover ``address``."""
+    """Raise :class:`~trio_mws.NetworkAccessDenied` (a ``ConnectError`` with status
+    ``CANNOT_CONNECT``) naming the address and the missing access when ``allowed`` does not
+    cover ``address``."""
     reason = refusal(address, allowed)
     if reason is not None:
-        raise ConnectError(
+        raise NetworkAccessDenied(
             f"connection refused by network access control: {reason}",
             WebErrorStatus.CANNOT_CONNECT,
         )

@@ -19,6 +19,7 @@ from .errors import (
     CertificateError,
     ConnectionClosed,
     HandshakeError,
+    NetworkAccessDenied,
     WebSocketError,
 )
 
@@ -176,14 +177,17 @@ class RetryPolicy:
         A closed connection (:class:`ConnectionClosed`) is judged by its close code alone:
         retried for the codes in :data:`~trio_mws.retry.RETRIED_CLOSE_CODES` (1006 is a
         connection lost without a close frame), never for :class:`MessageTooBig` or any other
-        code. A failed opening: never for certificate errors, redirect failures and responses
-        that are not valid WebSocket upgrades; an HTTP answer is retried for 408, 429 and 5xx
+        code. A failed opening: never for certificate errors, addresses refused by
+        ``network_access``, redirect failures and responses that are not valid WebSocket
+        upgrades; an HTTP answer is retried for 408, 429 and 5xx
         only; otherwise the status decides (:data:`~trio_mws.retry.RETRIED_STATUSES`).
         Anything else (a bug, a ``ValueError``) is never retried.
         """
         if isinstance(exc, ConnectionClosed):  # MessageTooBig included: code 1009
             return exc.code in RETRIED_CLOSE_CODES
-        if not isinstance(exc, WebSocketError) or isinstance(exc, CertificateError):
+        if not isinstance(exc, WebSocketError) or isinstance(
+            exc, CertificateError | NetworkAccessDenied
+        ):
             return False
         if exc.status in _FINAL_STATUSES:
             return False

@@ -184,7 +184,10 @@ class SocketIO:
         if fd is not None and not (self._direct_used or self._chunks or self._writing):
             self._direct_used = True  # later writes of this round are batched
             try:
-                written = os.write(fd, parts[0]) if len(parts) == 1 else os.writev(fd, parts)
+                # At most _IOV_MAX buffers per call (more is EINVAL); the rest is queued.
+                written = (
+                    os.write(fd, parts[0]) if len(parts) == 1 else os.writev(fd, parts[:_IOV_MAX])
+                )
             except BlockingIOError:
                 written = 0
             except OSError as exc:

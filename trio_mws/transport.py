@@ -26,7 +26,7 @@ from .certificates import (
 from .control import MessageWebSocketControl
 from .enums import ChainValidationResult, SocketSslErrorSeverity, WebErrorStatus
 from .errors import CertificateError, CertificateRejected, ConnectError
-from .network_access import ALL_NETWORKS, check_address, refusal
+from .network_access import check_address, refusal
 from .status import classify, status_for_os_error
 from .timings import TimingRecorder
 from .tls_contexts import proxy_context, tls_setup
@@ -63,12 +63,13 @@ async def open_tcp(
     sooner (happy eyeballs); the first to connect wins. An IP address needs no DNS.
     """
     targets = await _resolve(host, port, timings)
+    # Every address is checked, also with the default access: unspecified, multicast and
+    # reserved addresses are never dialled.
     allowed = control.network_access
-    if allowed != ALL_NETWORKS:
-        checked = [target for target in targets if refusal(str(target[1][0]), allowed) is None]
-        if not checked:
-            check_address(str(targets[0][1][0]), allowed)  # raises, naming the address
-        targets = checked
+    checked = [target for target in targets if refusal(str(target[1][0]), allowed) is None]
+    if not checked:
+        check_address(str(targets[0][1][0]), allowed)  # raises, naming the address
+    targets = checked
     try:
         with timings.stage("tcp"):
             stream = await _connect_first(targets)
@@ -152,7 +153,12 @@ async def _connect_first(targets: list[Target]) -> trio.SocketStream:
         nursery: trio.Nursery,
     ) -> None:
         nonlocal winner
-        sock = trio.socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock = trio.socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:  # no descriptor left, no IPv6 on this host...
+            failures.append(exc)
+            failed.set()
+            return
         try:
             await sock.connect(sockaddr)
         except OSError as exc:
