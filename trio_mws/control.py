@@ -150,8 +150,9 @@ class MessageWebSocketControl:
     #: :class:`PasswordCredential` sent as HTTP Basic when the server answers 401 (also taken
     #: from the URI's userinfo), only to the origin it was given for. Default ``None``.
     server_credential: PasswordCredential | None
-    #: :class:`PasswordCredential` sent as HTTP Basic when an HTTP proxy answers 407 (also
-    #: taken from the proxy URL's userinfo). Default ``None``.
+    #: :class:`PasswordCredential` for the proxy (also taken from the proxy URL's userinfo):
+    #: HTTP Basic when an HTTP proxy answers 407, username/password (RFC 1929) when a SOCKS5
+    #: proxy asks for it. Default ``None``.
     proxy_credential: PasswordCredential | None
     #: ``str`` or ``None``. ``"auto"`` (the default): from the environment (``https_proxy``,
     #: ``http_proxy``, ``all_proxy``, ``no_proxy``; loopback is never proxied). ``None``:
