@@ -65,7 +65,9 @@ async def test_partial_message_of_4_mib_streams_in_bounded_pieces(route: Route) 
     assert len(pieces) > 1  # streamed as it arrived, not buffered whole
     # Each piece holds what was there to read, not one TLS record or frame each: 4 MiB came
     # in ~1,030 pieces over TLS (one per 4 KiB record behind nginx) before our TLS stream.
-    assert len(pieces) <= 130, len(pieces)
+    # How much is there to read depends on timing (65 pieces on a quiet machine, 240 in a
+    # loaded CI run); one record per piece would be 1,024.
+    assert len(pieces) < 512, len(pieces)
 
 
 @pytest.mark.interop("fragments")
