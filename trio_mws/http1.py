@@ -17,8 +17,8 @@ import trio
 from .enums import WebErrorStatus
 from .errors import ConnectError, HandshakeError
 from .information import HandshakeResponse
+from .socket_io import direct_descriptor
 from .status import classify
-from .transport import direct_descriptor
 
 __all__ = [
     "BODY_WAIT",

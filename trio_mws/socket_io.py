@@ -24,9 +24,14 @@ from collections.abc import Callable, Sequence
 
 import trio
 
-from .transport import direct_descriptor
-
-__all__ = ["BULK_RECEIVE_SIZE", "HIGH_WATER", "RECEIVE_SIZE", "TRANSPORT_ERRORS", "SocketIO"]
+__all__ = [
+    "BULK_RECEIVE_SIZE",
+    "HIGH_WATER",
+    "RECEIVE_SIZE",
+    "TRANSPORT_ERRORS",
+    "SocketIO",
+    "direct_descriptor",
+]
 
 #: Bytes asked of the socket per read while it is not streaming. Larger reads cost a mmap
 #: per read in CPython...
@@ -53,6 +58,18 @@ def _drop_written(chunks: list[Chunk], written: int) -> None:
     del chunks[:index]
     if written:
         chunks[0] = memoryview(chunks[0])[written:]
+
+
+def direct_descriptor(stream: trio.abc.Stream) -> int | None:
+    """The file descriptor to read and write with direct non-blocking system calls, or None.
+
+    Only a plain TCP socket on POSIX qualifies (``os.read``/``os.write`` do not work on
+    Windows sockets, and TLS needs its stream). Direct calls skip the scheduling round trio
+    adds after each successful socket operation.
+    """
+    if isinstance(stream, trio.SocketStream) and os.name == "posix":
+        return stream.socket.fileno()
+    return None
 
 
 class SocketIO:

@@ -24,6 +24,8 @@ import threading
 
 import trio
 
+from .socket_io import direct_descriptor
+
 __all__ = ["CLOSE_NOTIFY_TIMEOUT", "RAW_RECEIVE_SIZE", "TlsStream"]
 
 #: Bytes asked of the transport per read (int). Big reads bring many records per call.
@@ -48,14 +50,6 @@ class _Buffers(threading.local):
 
 
 _buffers = _Buffers()
-
-
-def _descriptor(stream: trio.abc.Stream) -> int | None:
-    # transport.direct_descriptor's rule (transport imports this module, not the reverse):
-    # os.read/os.write do not work on Windows sockets; a TLS transport needs its own methods.
-    if isinstance(stream, trio.SocketStream) and os.name == "posix":
-        return stream.socket.fileno()
-    return None
 
 
 class TlsStream(trio.abc.Stream):
@@ -86,7 +80,7 @@ class TlsStream(trio.abc.Stream):
         self.ssl_object = ssl_context.wrap_bio(
             self._incoming, self._outgoing, server_hostname=server_hostname
         )
-        self._fd = _descriptor(transport_stream)
+        self._fd = direct_descriptor(transport_stream)
         self._handshake_lock = trio.Lock()
         self._handshake_done = False
         self._receiving = False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import socket
 import ssl
 from collections.abc import Callable
@@ -187,18 +186,6 @@ async def _connect_first(targets: list[Target]) -> trio.SocketStream:
             error.__cause__ = ExceptionGroup("every address failed", failures[:-1])
         raise error
     return trio.SocketStream(winner)
-
-
-def direct_descriptor(stream: trio.abc.Stream) -> int | None:
-    """The file descriptor to read and write with direct non-blocking system calls, or None.
-
-    Only a plain TCP socket on POSIX qualifies (``os.read``/``os.write`` do not work on
-    Windows sockets, and TLS needs its stream). Direct calls skip the scheduling round trio
-    adds after each successful socket operation.
-    """
-    if isinstance(stream, trio.SocketStream) and os.name == "posix":
-        return stream.socket.fileno()
-    return None
 
 
 @dataclass(frozen=True, slots=True)
