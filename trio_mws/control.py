@@ -300,6 +300,17 @@ class MessageWebSocketControl:
         return f"MessageWebSocketControl({fields})"
 
 
+def freeze_for_connect(control: MessageWebSocketControl) -> None:
+    """Freeze ``control`` for a connect attempt (``ValueError`` for a list mutated in place
+    into something invalid); for ``MessageWebSocket.connect``."""
+    control._freeze()
+
+
+def unfreeze_after_failed_connect(control: MessageWebSocketControl) -> None:
+    """Let ``control`` be changed again after a failed connect, as on Windows."""
+    control._unfreeze()
+
+
 _TOKEN_CHARS = frozenset(
     "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )

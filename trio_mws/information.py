@@ -140,3 +140,12 @@ class MessageWebSocketInformation:
     def bandwidth_statistics(self) -> BandwidthStatistics:
         """Bandwidth estimates from the kernel (all zero where unavailable)."""
         return read_bandwidth(self._socket)
+
+
+def attach_connection(
+    info: MessageWebSocketInformation, sock: socket.socket, handshake_head: bytes
+) -> None:
+    """Give ``info`` what it reads on demand: the TCP socket (bandwidth statistics) and the
+    101 response's raw head (parsed when first asked for: idle sockets stay small)."""
+    info._socket = sock
+    info._handshake_head = handshake_head

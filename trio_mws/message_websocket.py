@@ -16,17 +16,20 @@ import trio
 
 from .certificates import CustomValidator
 from .connection import Connection, DoneSignal
-from .control import MessageWebSocketControl
+from .control import (
+    MessageWebSocketControl,
+    freeze_for_connect,
+    unfreeze_after_failed_connect,
+)
 from .enums import MessageWebSocketReceiveMode, SocketMessageType, WebErrorStatus, WebSocketState
 from .errors import ConnectError, ConnectionClosed
 from .events import Closed, MessageReceived
 from .handshake import check_request_header
-from .information import MessageWebSocketInformation
+from .information import MessageWebSocketInformation, attach_connection
 from .keepalive import start_keepalive
 from .opening import open_connection
 from .protocol import ClientEngine
 from .socket_io import BULK_RECEIVE_SIZE, SocketIO
-from .status import classify
 from .uri import parse_uri
 
 __all__ = ["MessageWebSocket"]
@@ -196,21 +199,18 @@ class MessageWebSocket(trio.abc.AsyncResource):
         if nursery is None:
             raise RuntimeError("call connect() inside `async with ws:` (it owns a nursery)")
         control = self.control
-        control._freeze()  # validates lists mutated in place: may raise ValueError
+        freeze_for_connect(control)  # validates lists mutated in place: may raise ValueError
         with trio.CancelScope() as scope:
             self._connect_scope = scope
-            try:
+            try:  # open_connection raises network failures as ConnectError already
                 opened = await open_connection(
                     parsed,
                     control,
                     dict(self._headers.values()),
                     self.server_custom_validation_requested,
                 )
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                control._unfreeze()
-                raise ConnectError(f"opening {parsed} failed: {exc}", classify(exc)) from exc
             except BaseException:
-                control._unfreeze()
+                unfreeze_after_failed_connect(control)
                 raise
             finally:
                 self._connect_scope = None
@@ -229,8 +229,7 @@ class MessageWebSocket(trio.abc.AsyncResource):
         )
         info = self.information
         info.protocol = opened.upgrade.protocol
-        info._handshake_head = opened.upgrade.head
-        info._socket = opened.tcp.socket  # type: ignore[assignment]
+        attach_connection(info, opened.tcp.socket, opened.upgrade.head)  # type: ignore[arg-type]
         info.local_address = opened.local_address
         info.remote_address = opened.remote_address
         info.timings = opened.timings
