@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import trio
 
 from .enums import SocketMessageType
+from .protocol.frames import apply_mask
 
 __all__ = [
     "ClientClosed",
@@ -153,16 +154,6 @@ class ClientClosed(Exception):
         self.reason = reason
 
 
-def _unmask(payload: bytes, key: bytes) -> bytes:
-    if not payload:
-        return payload
-    n = len(payload)
-    repeated = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(payload, "little") ^ int.from_bytes(repeated, "little")).to_bytes(
-        n, "little"
-    )
-
-
 def server_frame(
     opcode: int,
     payload: bytes = b"",
@@ -187,7 +178,7 @@ def server_frame(
     else:
         header = struct.pack("!BBQ", first, mask_bit | 127, n)
     if mask is not None:
-        return header + mask + _unmask(payload, mask)
+        return header + mask + apply_mask(payload, mask)
     return header + payload
 
 
@@ -217,7 +208,7 @@ def parse_client_frame(buffer: bytearray) -> ClientFrame | None:
         return None
     payload = bytes(buffer[end - length : end])
     if masked:
-        payload = _unmask(payload, bytes(buffer[offset : offset + 4]))
+        payload = apply_mask(payload, bytes(buffer[offset : offset + 4]))
     del buffer[:end]
     return ClientFrame(
         fin=bool(first & 0x80),
