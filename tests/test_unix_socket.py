@@ -16,6 +16,16 @@ from trio_mws.testing import open_scripted_server
 PROMPTLY = 5.0
 
 
+def tls_contexts(name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a certificate for ``name`` and a client context trusting it."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(name).configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    return server_context, client_context
+
+
 async def test_ws_over_a_unix_socket(tmp_path: Path) -> None:
     path = str(tmp_path / "ws.sock")
     async with open_scripted_server(unix_socket_path=path) as server, trio.open_nursery() as n:
@@ -42,11 +52,7 @@ async def test_ws_over_a_unix_socket(tmp_path: Path) -> None:
 
 
 async def test_wss_over_a_unix_socket_verifies_the_uri_host(tmp_path: Path) -> None:
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("secure.example.test").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
+    server_context, client_context = tls_contexts("secure.example.test")
     path = str(tmp_path / "wss.sock")
     async with (
         open_scripted_server(unix_socket_path=path, ssl_context=server_context) as server,
@@ -71,11 +77,7 @@ async def test_wss_over_a_unix_socket_verifies_the_uri_host(tmp_path: Path) -> N
 
 
 async def test_wss_over_a_unix_socket_with_the_wrong_name_fails(tmp_path: Path) -> None:
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("other.example.test").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
+    server_context, client_context = tls_contexts("other.example.test")
     path = str(tmp_path / "wss.sock")
     async with (
         open_scripted_server(unix_socket_path=path, ssl_context=server_context) as server,
